@@ -1,0 +1,99 @@
+"""Metric names, units and qualities (DESIGN §3.3) and the one-second row of ``runmon analyze``.
+
+The field names are a public contract: ``runmon analyze`` rows, the MQTT ``metrics`` topic and
+``runmon simulate --truth`` all use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+MetricName = Literal[
+    "cadence_spm",
+    "speed_mps",
+    "stride_length_m",
+    "trunk_lean_deg",
+    "trunk_rotation_deg",
+    "vertical_oscillation_cm",
+    "ground_contact_ms",
+    "breathing_rate_bpm",
+    "breath_depth_rel",
+    "steps_per_breath",
+    "heart_rate_bpm",
+]
+
+#: Every metric, in the order rows list them.
+METRIC_NAMES: Final[tuple[MetricName, ...]] = (
+    "cadence_spm",
+    "speed_mps",
+    "stride_length_m",
+    "trunk_lean_deg",
+    "trunk_rotation_deg",
+    "vertical_oscillation_cm",
+    "ground_contact_ms",
+    "breathing_rate_bpm",
+    "breath_depth_rel",
+    "steps_per_breath",
+    "heart_rate_bpm",
+)
+
+#: Decimal places each metric is reported with: finer than any sensor resolves is noise.
+METRIC_DECIMALS: Final[Mapping[MetricName, int]] = {
+    "cadence_spm": 1,
+    "speed_mps": 3,
+    "stride_length_m": 3,
+    "trunk_lean_deg": 2,
+    "trunk_rotation_deg": 2,
+    "vertical_oscillation_cm": 2,
+    "ground_contact_ms": 1,
+    "breathing_rate_bpm": 2,
+    "breath_depth_rel": 3,
+    "steps_per_breath": 2,
+    "heart_rate_bpm": 1,
+}
+
+Quality = Literal["ok", "warming_up", "stale", "uncalibrated", "relative", "missing"]
+
+#: Seconds of sensor silence after which a metric is ``null`` with quality ``stale``.
+STALE_AFTER_S: Final = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    """A metric's latest value (``None`` when it cannot be estimated) and its quality."""
+
+    value: float | None
+    quality: Quality
+
+    @staticmethod
+    def missing() -> MetricValue:
+        return _MISSING
+
+
+_MISSING: Final = MetricValue(None, "missing")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """The state of every metric at one whole second of data time."""
+
+    t_s: int
+    phase: str
+    values: Mapping[MetricName, MetricValue]
+
+    def value(self, name: MetricName) -> float | None:
+        return self.values[name].value
+
+    def quality(self, name: MetricName) -> Quality:
+        return self.values[name].quality
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as DESIGN §3.4 prints it: every field present, ``null`` where not estimated."""
+        row: dict[str, Any] = {"t_s": self.t_s, "phase": self.phase}
+        for name in METRIC_NAMES:
+            v = self.values[name].value
+            row[name] = None if v is None else round(v, METRIC_DECIMALS[name])
+        row["quality"] = {name: self.values[name].quality for name in METRIC_NAMES}
+        return row

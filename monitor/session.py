@@ -1,0 +1,187 @@
+"""One runner's streaming session: records in, one metric row per second and cues out.
+
+The only code path from sensor bytes to cues: live BLE, MQTT gateway ingest and offline replay
+all feed :class:`RunnerSession` the same records, so a replay decides what the live run decided.
+Rows are emitted on data time: the row of second ``k`` is built from records with ``t <= k``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from monitor.estimators.footpod import FootpodEstimator
+from monitor.metrics import METRIC_NAMES, MetricName, MetricRow, MetricValue
+from rules.baseline import Baselines
+from rules.coach import Coach, CueDecision
+from rules.config import RuleConfig
+from sensors import uuids
+from sensors.errors import DecodeError
+from sensors.gatt import decoder_for
+from sensors.gatt.battery import decode_battery_level
+from sensors.gatt.rsc import decode_rsc_measurement
+from sensors.recording import (
+    BadLine,
+    ConnectionEvent,
+    ControlEvent,
+    Notification,
+    PainEvent,
+    Record,
+    RecordingHeader,
+    SensorSpec,
+)
+
+log = logging.getLogger(__name__)
+
+#: Warnings kept verbatim; beyond this only the count grows (a broken sensor must not eat RAM).
+MAX_WARNINGS_KEPT: Final = 200
+
+SessionOutput = MetricRow | CueDecision
+
+
+@dataclass(slots=True)
+class SensorState:
+    """What the service reports on ``sensors/{sensor}``."""
+
+    connected: bool = False
+    battery_pct: int | None = None
+    last_data_t_s: float | None = None
+    decode_errors: int = 0
+
+
+class _Channel:
+    """One worn sensor: decodes its notifications and feeds the estimators it drives."""
+
+    def __init__(self, spec: SensorSpec) -> None:
+        self.spec = spec
+        self.state = SensorState()
+        self.footpod: FootpodEstimator | None = None
+        if spec.profile == "rsc":
+            self.footpod = FootpodEstimator(
+                cadence_unit=spec.cadence_unit, speed_factor=spec.speed_factor
+            )
+
+    def handle(self, note: Notification) -> None:
+        """Decode and use one notification; raises :class:`DecodeError` for a bad payload."""
+        if note.char == uuids.BATTERY_LEVEL:
+            self.state.battery_pct = decode_battery_level(note.payload).level_pct
+            return
+        if self.footpod is not None and note.char == uuids.RSC_MEASUREMENT:
+            self.footpod.update(note.t, decode_rsc_measurement(note.payload))
+        else:
+            # Profiles whose estimators are not built yet are still decoded, so a broken
+            # sensor is reported the same way whatever it carries.
+            decoder = decoder_for(note.char)
+            if decoder is not None:
+                decoder(note.payload)
+        self.state.last_data_t_s = note.t
+
+
+@dataclass(slots=True)
+class SessionDiagnostics:
+    """Bad input seen so far: counted, the first ones kept with their line numbers."""
+
+    errors: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        self.errors += 1
+        if len(self.warnings) < MAX_WARNINGS_KEPT:
+            self.warnings.append(message)
+        if self.errors <= 10 or self.errors % 1000 == 0:
+            log.warning("%s (bad input #%d)", message, self.errors)
+
+
+class RunnerSession:
+    """Streaming state of one runner: sensors -> estimators -> 1 Hz rows -> coach -> cues."""
+
+    def __init__(
+        self,
+        header: RecordingHeader,
+        *,
+        rules: RuleConfig | None = None,
+        baselines: Baselines | None = None,
+        on_output: Callable[[SessionOutput], None] | None = None,
+    ) -> None:
+        self.header = header
+        self.runner = header.runner
+        self.coach = Coach(rules, baselines)
+        self.diagnostics = SessionDiagnostics()
+        self.channels = {spec.id: _Channel(spec) for spec in header.sensors}
+        self.last_t_s = 0.0
+        self._next_row_t_s = 1
+        self._on_output = on_output
+
+    # -- input -------------------------------------------------------------------------------
+
+    def set_output(self, on_output: Callable[[SessionOutput], None] | None) -> None:
+        """Where closed seconds go as they happen (the live service publishes them)."""
+        self._on_output = on_output
+
+    def feed(self, record: Record) -> list[SessionOutput]:
+        """Take one record; returns the rows (and cues) of the seconds it closed."""
+        out = self.advance_to(record.t) if record.t is not None else []
+        if isinstance(record, Notification):
+            channel = self.channels[record.sensor]
+            try:
+                channel.handle(record)
+            except DecodeError as exc:
+                channel.state.decode_errors += 1
+                self.diagnostics.warn(f"line {record.line_no}: sensor {record.sensor!r}: {exc}")
+        elif isinstance(record, ConnectionEvent):
+            self.channels[record.sensor].state.connected = record.kind == "connect"
+        elif isinstance(record, BadLine):
+            self.diagnostics.warn(f"line {record.line_no}: {record.reason}")
+        elif isinstance(record, PainEvent | ControlEvent):
+            pass  # pain triage and controls arrive with the rules work; recorded, not lost
+        if record.t is not None:
+            self.last_t_s = max(self.last_t_s, record.t)
+        return out
+
+    def feed_all(self, records: Iterable[Record]) -> list[SessionOutput]:
+        out: list[SessionOutput] = []
+        for record in records:
+            out.extend(self.feed(record))
+        return out
+
+    def advance_to(self, t_s: float) -> list[SessionOutput]:
+        """Close every whole second before ``t_s`` (data at exactly ``k`` belongs to row ``k``)."""
+        out: list[SessionOutput] = []
+        while self._next_row_t_s < t_s:
+            out.extend(self._close_second(self._next_row_t_s))
+            self._next_row_t_s += 1
+        return out
+
+    def finish(self, end_t_s: float | None = None) -> list[SessionOutput]:
+        """Close the seconds up to and including the end of the data."""
+        end = self.last_t_s if end_t_s is None else end_t_s
+        out: list[SessionOutput] = []
+        while self._next_row_t_s <= end:
+            out.extend(self._close_second(self._next_row_t_s))
+            self._next_row_t_s += 1
+        return out
+
+    # -- per second --------------------------------------------------------------------------
+
+    def metrics_at(self, t_s: float) -> dict[MetricName, MetricValue]:
+        values: dict[MetricName, MetricValue] = {}
+        for channel in self.channels.values():
+            if channel.footpod is not None:
+                for name, value in channel.footpod.metrics_at(t_s).items():
+                    current = values.get(name)
+                    if current is None or (current.value is None and value.value is not None):
+                        values[name] = value
+        missing = MetricValue.missing()
+        return {name: values.get(name, missing) for name in METRIC_NAMES}
+
+    def _close_second(self, t_s: int) -> list[SessionOutput]:
+        values = self.metrics_at(t_s)
+        cues = self.coach.update(float(t_s), {name: v.value for name, v in values.items()})
+        row = MetricRow(t_s=t_s, phase=self.coach.phase, values=values)
+        out: list[SessionOutput] = [row, *cues]
+        if self._on_output is not None:
+            for item in out:
+                self._on_output(item)
+        return out
