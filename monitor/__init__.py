@@ -12,6 +12,7 @@ Exception tree (all in :mod:`monitor.errors`)::
     │   └── SubscribeRefused the broker answered a SUBSCRIBE with a failure reason code
     ├── InboundMessageError  an inbound MQTT payload (pain, control, raw) that is malformed
     ├── InvalidIdentifier    a runner/sensor/instance id that cannot be a topic level
+    ├── HistoryError         the SQLite history cannot be opened, read or written
     └── ConfigError          a config file (runner, service) that does not validate
         └── InvalidBrokerUrl a --broker URL that is not mqtt[s]://[user[:pw]@]host[:port]
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.history import History
 from monitor.metrics import METRIC_DECIMALS, METRIC_NAMES, MetricRow
 from monitor.session import RunnerSession
 from rules.baseline import Baselines
@@ -51,21 +52,43 @@ def analyze_recording(
     source: str | Path,
     *,
     rules: RuleConfig | None = None,
-    baselines: Baselines | None = None,
+    history: History | None = None,
 ) -> Analysis:
-    """Replay ``source``; raises :class:`sensors.errors.RecordingError` on a fatal line."""
+    """Replay ``source``; raises :class:`sensors.errors.RecordingError` on a fatal line.
+
+    With a ``history`` the runner's stored baselines and pain history are used, and the session
+    is stored back; without one the analysis is stateless.
+    """
     rows: list[MetricRow] = []
     cues: list[CueDecision] = []
 
     def collect(item: MetricRow | CueDecision) -> None:
-        (rows if isinstance(item, MetricRow) else cues).append(item)  # type: ignore[arg-type]
+        if isinstance(item, MetricRow):
+            rows.append(item)
+        else:
+            cues.append(item)
 
+    config = rules if rules is not None else RuleConfig()
     with RecordingReader(source) as reader:
-        session = RunnerSession(reader.header, rules=rules, baselines=baselines, on_output=collect)
+        header = reader.header
+        baselines: Baselines | None = None
+        prior_pain: tuple[float, ...] = ()
+        if history is not None:
+            baselines = history.baselines(header.runner)
+            prior_pain = history.prior_pain_days_ago(
+                header.runner, header.started_at, config.pain.back_locations
+            )
+        session = RunnerSession(
+            header,
+            rules=config,
+            baselines=baselines,
+            prior_back_pain_days_ago=prior_pain,
+            on_output=collect,
+        )
         for record in reader:
             session.feed(record)
         session.finish()
-    return Analysis(
+    analysis = Analysis(
         runner=session.runner,
         duration_s=session.last_t_s,
         rows=rows,
@@ -74,6 +97,17 @@ def analyze_recording(
         warnings=session.diagnostics.warnings,
         baselines=session.coach.baselines,
     )
+    if history is not None:
+        history.record_session(
+            runner=header.runner,
+            started_at=header.started_at,
+            duration_s=analysis.duration_s,
+            summary=analysis.to_json()["summary"],
+            cues=cues,
+            pain_reports=session.coach.pain_reports,
+            baselines=session.coach.baselines,
+        )
+    return analysis
 
 
 def summarize_metrics(rows: Sequence[MetricRow]) -> dict[str, dict[str, float | None]]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, InvalidIdentifier, MonitorError
 from rules.errors import RulesError
 from sensors.errors import SensorsError
 from simulators.errors import SimulatorError
@@ -53,10 +54,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from monitor.analyze import analyze_recording, write_analysis
+    from monitor.history import History
     from rules.config import load_rule_config
 
     rules = load_rule_config(args.rules) if args.rules else None
-    analysis = analyze_recording(args.recording, rules=rules)
+    if args.history is None:
+        analysis = analyze_recording(args.recording, rules=rules)
+    else:
+        with History(args.history) as history:
+            analysis = analyze_recording(args.recording, rules=rules, history=history)
     write_analysis(analysis, args.json)
     codes = ", ".join(f"{c.code}@{c.t_s:.0f}s" for c in analysis.cues) or "none"
     print(
@@ -99,6 +105,37 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     )
 
 
+# -- pain / control --------------------------------------------------------------------------
+
+
+def _cmd_pain(args: argparse.Namespace) -> int:
+    from monitor.inbound import PainMessage
+
+    message = PainMessage(level=args.level, location=args.location, radiating=args.radiating)
+    return asyncio.run(_publish_app_message(args, "pain", message.model_dump(mode="json")))
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from monitor.inbound import ControlMessage
+
+    message = ControlMessage(action=args.action, minutes=args.minutes)
+    payload = message.model_dump(mode="json", exclude_none=True)
+    return asyncio.run(_publish_app_message(args, "control", payload))
+
+
+async def _publish_app_message(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:
+    """Publish as a runner's app would: QoS 1, and the broker's PUBACK checked."""
+    from monitor.mqtt.client import MqttLink, parse_broker_url
+    from monitor.mqtt.topics import Topics
+
+    topics = Topics(args.root)
+    topic = topics.pain(args.runner) if kind == "pain" else topics.control(args.runner)
+    async with MqttLink(parse_broker_url(args.broker)) as link:
+        await link.publish(topic, payload, qos=1, content_type="application/json")
+    print(f"published {kind} for runner {args.runner!r}: {json.dumps(payload)}")
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -132,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recording", type=Path, help="recording (.jsonl)")
     p.add_argument("--json", required=True, type=Path, help="analysis JSON to write")
     p.add_argument("--rules", type=Path, help="rule configuration (TOML)")
+    p.add_argument(
+        "--history", type=Path, help="runner history (SQLite): use and update baselines, pain"
+    )
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("demo", help="embedded broker + simulated runner + service, live")
@@ -154,7 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="exit after this many cues")
     p.add_argument("--timeout", type=_positive_float, help="exit after this many seconds")
     p.set_defaults(func=_cmd_listen)
+
+    p = sub.add_parser("pain", help="report pain for a runner, as the runner's app would")
+    _app_options(p)
+    p.add_argument("--level", type=int, required=True, choices=range(11), metavar="0-10")
+    p.add_argument(
+        "--location",
+        default="low_back",
+        choices=["low_back", "mid_back", "upper_back", "hip", "leg", "other"],
+    )
+    p.add_argument("--radiating", action="store_true", help="the pain runs down the legs")
+    p.set_defaults(func=_cmd_pain)
+
+    p = sub.add_parser("control", help="start, stop, mute, unmute or snooze a runner's coach")
+    _app_options(p)
+    p.add_argument("action", choices=["start", "stop", "mute", "unmute", "snooze"])
+    p.add_argument("--minutes", type=_positive_float, help="how long to snooze")
+    p.set_defaults(func=_cmd_control)
     return parser
+
+
+def _app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL")
+    p.add_argument("--runner", required=True, help="runner id")
+    p.add_argument("--root", default="runmon/v1", help="MQTT topic root (runmon/v1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except (SensorsError, SimulatorError, RulesError) as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    except (ConfigError, InvalidIdentifier) as exc:
         _fail(EXIT_BAD_INPUT, str(exc))
     except MonitorError as exc:
         _fail(EXIT_RUNTIME, str(exc))

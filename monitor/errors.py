@@ -68,3 +68,7 @@ class InvalidIdentifier(MonitorError):
 
 class InvalidBrokerUrl(ConfigError):
     """A broker URL that is not ``mqtt[s]://host[:port]``; its message never echoes a password."""
+
+
+class HistoryError(MonitorError):
+    """The history database cannot be opened, read or written."""

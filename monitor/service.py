@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from monitor.analyze import summarize_metrics
-from monitor.errors import MqttError
+from monitor.errors import InboundMessageError, MqttError
+from monitor.inbound import parse_control, parse_pain
 from monitor.metrics import STALE_AFTER_S, MetricRow
 from monitor.mqtt.client import BrokerAddress, MqttLink, OutboundWill
 from monitor.mqtt.topics import Topics
@@ -28,7 +29,7 @@ from monitor.outbox import Outbox, Outgoing
 from monitor.session import RunnerSession, SessionOutput
 from rules.coach import CueDecision
 from rules.config import RuleConfig
-from sensors.recording import Record, RecordingHeader
+from sensors.recording import ControlEvent, PainEvent, Record, RecordingHeader
 
 log = logging.getLogger(__name__)
 
@@ -245,13 +246,19 @@ class RunmonService:
         self.wall_clock = wall_clock
         self.outbox = Outbox(outbox_capacity)
         self.cues_expired = 0
+        self.inbound_errors: dict[tuple[str, str], int] = {}
+        self._live: dict[str, tuple[RunnerSession, Callable[[], float]]] = {}
 
     async def run(self, feeds: Sequence[RunnerFeed]) -> list[RunnerResult]:
         """Serve the feeds until all have ended; status ``offline`` on the way out."""
         await self.link.publish(self.status_topic, "online", qos=1, retain=True)
+        for feed in feeds:
+            await self.link.subscribe(self.topics.pain(feed.header.runner), qos=1)
+            await self.link.subscribe(self.topics.control(feed.header.runner), qos=1)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._publish_loop(), name="mqtt-publisher")
+                inbound = group.create_task(self._inbound_loop(), name="mqtt-inbound")
                 runners = [
                     group.create_task(self._run_runner(feed), name=f"runner-{feed.header.runner}")
                     for feed in feeds
@@ -259,6 +266,7 @@ class RunmonService:
                 try:
                     results = [await task for task in runners]
                 finally:
+                    inbound.cancel()
                     self.outbox.close()
         finally:
             if self.link.connected:
@@ -277,6 +285,7 @@ class RunmonService:
         publisher = _RunnerPublisher(self, session, result, iso_ms(self.wall_clock()))
         session.set_output(publisher)
         publisher.publish_session(session.coach.phase, force=True)
+        self._live[session.runner] = (session, feed.data_clock)
         async with asyncio.TaskGroup() as group:
             ticker = group.create_task(
                 self._tick(session, feed.data_clock), name=f"tick-{session.runner}"
@@ -284,7 +293,9 @@ class RunmonService:
             async for record in feed.records:
                 session.feed(record)
             ticker.cancel()
+        del self._live[session.runner]
         session.finish()
+        session.coach.end()
         publisher.publish_session("ended")
         self.outbox.put(
             Outgoing(
@@ -305,6 +316,42 @@ class RunmonService:
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
             session.advance_to(data_clock() - TICK_GRACE_S)
+
+    async def _inbound_loop(self) -> None:
+        """Pain reports and controls from the runners' apps, into their sessions."""
+        async for message in self.link.messages():
+            parsed = self.topics.parse(message.topic)
+            if parsed is None or parsed.runner not in self._live:
+                continue  # another service's runner, or not ours to handle
+            session, data_clock = self._live[parsed.runner]
+            # Stamped no later than the ticker has closed, so the event lands in an open second.
+            t_s = max(session.last_t_s, data_clock() - TICK_GRACE_S)
+            try:
+                if parsed.kind == "pain":
+                    pain = parse_pain(message)
+                    session.feed(PainEvent(t_s, pain.level, pain.location, pain.radiating))
+                elif parsed.kind == "control":
+                    control = parse_control(message)
+                    session.feed(ControlEvent(t_s, control.action, control.minutes))
+            except InboundMessageError as exc:
+                self._refuse(parsed.runner, message.topic, exc)
+
+    def _refuse(self, runner: str, topic: str, exc: InboundMessageError) -> None:
+        """Log, count and publish a refused inbound message; the stream goes on."""
+        key = (runner, topic)
+        count = self.inbound_errors.get(key, 0) + 1
+        self.inbound_errors[key] = count
+        if count <= 3 or count % 100 == 0:
+            log.warning("refused inbound message #%d: %s", count, exc)
+        self.outbox.put(
+            Outgoing(
+                self.topics.errors(runner),
+                {"topic": topic, "error": exc.reason, "count": count},
+                qos=0,
+                content_type="application/json",
+                droppable=True,
+            )
+        )
 
     async def _publish_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from typing import Final
 from monitor.estimators.footpod import FootpodEstimator
 from monitor.metrics import METRIC_NAMES, MetricName, MetricRow, MetricValue
 from rules.baseline import Baselines
-from rules.coach import Coach, CueDecision
+from rules.coach import Coach, CueDecision, SessionContext
 from rules.config import RuleConfig
 from sensors import uuids
 from sensors.errors import DecodeError
@@ -34,6 +34,9 @@ from sensors.recording import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Profiles that measure the trunk's motion: the runner is asked to stand still to calibrate.
+IMU_PROFILES: Final = frozenset({"runmon_imu", "polar_pmd"})
 
 #: Warnings kept verbatim; beyond this only the count grows (a broken sensor must not eat RAM).
 MAX_WARNINGS_KEPT: Final = 200
@@ -103,11 +106,18 @@ class RunnerSession:
         *,
         rules: RuleConfig | None = None,
         baselines: Baselines | None = None,
+        prior_back_pain_days_ago: tuple[float, ...] = (),
         on_output: Callable[[SessionOutput], None] | None = None,
     ) -> None:
         self.header = header
         self.runner = header.runner
-        self.coach = Coach(rules, baselines)
+        hr_max = header.runner_profile.hr_max_bpm
+        context = SessionContext(
+            has_trunk_imu=any(s.profile in IMU_PROFILES for s in header.sensors),
+            hr_max_bpm=float(hr_max) if hr_max is not None else None,
+            prior_back_pain_days_ago=prior_back_pain_days_ago,
+        )
+        self.coach = Coach(rules, baselines, context=context)
         self.diagnostics = SessionDiagnostics()
         self.channels = {spec.id: _Channel(spec) for spec in header.sensors}
         self.last_t_s = 0.0
@@ -134,8 +144,10 @@ class RunnerSession:
             self.channels[record.sensor].state.connected = record.kind == "connect"
         elif isinstance(record, BadLine):
             self.diagnostics.warn(f"line {record.line_no}: {record.reason}")
-        elif isinstance(record, PainEvent | ControlEvent):
-            pass  # pain triage and controls arrive with the rules work; recorded, not lost
+        elif isinstance(record, PainEvent):
+            self.coach.pain(record.t, record.level, record.location, record.radiating)
+        elif isinstance(record, ControlEvent):
+            self.coach.control(record.t, record.action, record.minutes)
         if record.t is not None:
             self.last_t_s = max(self.last_t_s, record.t)
         return out
@@ -178,7 +190,11 @@ class RunnerSession:
 
     def _close_second(self, t_s: int) -> list[SessionOutput]:
         values = self.metrics_at(t_s)
-        cues = self.coach.update(float(t_s), {name: v.value for name, v in values.items()})
+        cues = self.coach.update(
+            float(t_s),
+            {name: v.value for name, v in values.items()},
+            {name: v.quality for name, v in values.items()},
+        )
         row = MetricRow(t_s=t_s, phase=self.coach.phase, values=values)
         out: list[SessionOutput] = [row, *cues]
         if self._on_output is not None:

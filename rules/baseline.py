@@ -59,8 +59,13 @@ class Baselines:
     def add(self, baseline: Baseline) -> None:
         self.by_band[baseline.speed_band] = baseline
 
-    def near(self, speed_mps: float, tolerance_mps: float) -> Baseline | None:
-        """The baseline learned closest to ``speed_mps``, if within the tolerance."""
+    def near(self, speed_mps: float | None, tolerance_mps: float) -> Baseline | None:
+        """The baseline learned closest to ``speed_mps``, if within the tolerance.
+
+        Without a speed (no footpod and no IMU speed yet) the most recently learned one applies.
+        """
+        if speed_mps is None:
+            return max(self.by_band.values(), key=lambda b: b.learned_at_s, default=None)
         best: Baseline | None = None
         for baseline in self.by_band.values():
             gap = abs(baseline.speed_mps - speed_mps)

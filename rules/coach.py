@@ -1,21 +1,34 @@
-"""The coach: a stream of 1 Hz metric snapshots in, well-timed cue decisions out.
+"""The coach: a stream of 1 Hz metric snapshots (and pain and control events) in, well-timed
+cue decisions out.
 
-Pure and deterministic: time is the snapshot's ``t_s`` (data time), baselines come in and go out
-as data, so a live run and a replay of its recording decide exactly the same cues.
+Pure and deterministic: time is the snapshot's ``t_s`` (data time); baselines and history come in
+as data and go out as data, so a live run and a replay of its recording decide the same cues.
+Events (pain, control) are taken between snapshots and acted on at the next one.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rules.baseline import Baseline, BaselineLearner, Baselines
 from rules.catalog import CATALOG, Phase
-from rules.config import PhaseConfig, RuleConfig, SchedulingConfig, StrideShortenConfig
+from rules.config import RuleConfig
+from rules.form import Candidate, FormRule
+from rules.pain import PainReport, triage
+from rules.phases import Cooldown, PhaseTracker, Warmup
+from rules.scheduler import Scheduler
+from rules.signals import RollingStd
 
 Metrics = Mapping[str, float | None]
+
+#: Lean variability: spread of the (stride-averaged) lean over this window (DESIGN §1: 30 s).
+LEAN_VARIABILITY_WINDOW_S = 30.0
+LEAN_VARIABILITY_MIN_COUNT = 20
+#: Snooze without a duration.
+DEFAULT_SNOOZE_MIN = 10.0
+_PAIN_ONLY = frozenset({"pain"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,189 +53,66 @@ class CueDecision:
         }
 
 
-@dataclass(slots=True)
-class _Candidate:
-    code: str
-    created_t_s: float
-    evidence: Mapping[str, Any]
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What the coach knows about the runner and the session before it starts."""
 
-
-class _RollingMean:
-    """Mean of the non-null values of the last ``window_s`` seconds (causal smoothing)."""
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self._values: deque[tuple[float, float]] = deque()
-
-    def update(self, t_s: float, value: float | None) -> float | None:
-        if value is not None:
-            self._values.append((t_s, value))
-        while self._values and self._values[0][0] <= t_s - self.window_s:
-            self._values.popleft()
-        if not self._values:
-            return None
-        return sum(v for _, v in self._values) / len(self._values)
-
-
-class StrideShortenRule:
-    """Over-striding at the same speed: stride up and cadence down against the baseline."""
-
-    code = "stride_shorten"
-
-    def __init__(self, config: StrideShortenConfig) -> None:
-        self.config = config
-        self._speed = _RollingMean(config.smoothing_s)
-        self._stride = _RollingMean(config.smoothing_s)
-        self._cadence = _RollingMean(config.smoothing_s)
-        self._since_t_s: float | None = None
-        self._active = False
-
-    def update(self, t_s: float, metrics: Metrics, baselines: Baselines) -> _Candidate | None:
-        speed = self._speed.update(t_s, metrics.get("speed_mps"))
-        stride = self._stride.update(t_s, metrics.get("stride_length_m"))
-        cadence = self._cadence.update(t_s, metrics.get("cadence_spm"))
-        cfg = self.config
-        baseline = None if speed is None else baselines.near(speed, cfg.speed_tolerance_mps)
-        base_stride = None if baseline is None else baseline.metrics.get("stride_length_m")
-        base_cadence = None if baseline is None else baseline.metrics.get("cadence_spm")
-        if stride is None or cadence is None or base_stride is None or base_cadence is None:
-            self._since_t_s, self._active = None, False
-            return None
-        stride_rel = stride / base_stride - 1.0
-        cadence_rel = 1.0 - cadence / base_cadence
-        # Hysteresis: once active, the deviation must shrink well below the threshold to clear.
-        scale = cfg.hysteresis_rel if self._active else 1.0
-        deviating = (
-            stride_rel > scale * cfg.stride_above_baseline_rel
-            and cadence_rel > scale * cfg.cadence_below_baseline_rel
-        )
-        if not deviating:
-            self._since_t_s, self._active = None, False
-            return None
-        if self._since_t_s is None:
-            self._since_t_s = t_s
-        sustained_s = t_s - self._since_t_s
-        if sustained_s < cfg.sustain_s:
-            return None
-        self._active = True
-        assert baseline is not None  # narrowed above through base_stride
-        return _Candidate(
-            self.code,
-            t_s,
-            {
-                "metric": "stride_length_m",
-                "value": round(stride, 3),
-                "baseline": round(base_stride, 3),
-                "target": [None, round(base_stride * (1.0 + cfg.stride_above_baseline_rel), 3)],
-                "cadence_spm": round(cadence, 1),
-                "baseline_cadence_spm": round(base_cadence, 1),
-                "speed_mps": round(speed, 2) if speed is not None else None,
-                "baseline_speed_mps": round(baseline.speed_mps, 2),
-                "sustained_s": round(sustained_s, 1),
-            },
-        )
-
-
-class _PhaseTracker:
-    """Warm-up until the runner has been running a few seconds; cool-down after a real stop."""
-
-    #: A stop this long after this much running is a cool-down, not a traffic light (DESIGN §1).
-    COOLDOWN_AFTER_STOP_S = 180.0
-    COOLDOWN_MIN_RUNNING_S = 600.0
-
-    def __init__(self, config: PhaseConfig) -> None:
-        self.config = config
-        self.phase: Phase = "warmup"
-        self.running_since_s: float | None = None
-        self.running_total_s = 0.0
-        self._moving_since_s: float | None = None
-        self._stopped_since_s: float | None = None
-        self._last_t_s: float | None = None
-
-    def update(self, t_s: float, metrics: Metrics) -> Phase:
-        speed, cadence = metrics.get("speed_mps"), metrics.get("cadence_spm")
-        moving = (speed is not None and speed >= self.config.running_from_speed_mps) or (
-            cadence is not None and cadence >= self.config.running_from_cadence_spm
-        )
-        dt_s = 0.0 if self._last_t_s is None else t_s - self._last_t_s
-        self._last_t_s = t_s
-        if moving:
-            self._stopped_since_s = None
-            if self._moving_since_s is None:
-                self._moving_since_s = t_s
-        else:
-            self._moving_since_s = None
-            if self._stopped_since_s is None:
-                self._stopped_since_s = t_s
-        if self.phase == "warmup":
-            if self._moving_since_s is not None and (
-                t_s - self._moving_since_s >= self.config.running_after_s
-            ):
-                self.phase, self.running_since_s = "running", t_s
-        elif self.phase == "running":
-            if moving:
-                self.running_total_s += dt_s
-            elif (
-                self._stopped_since_s is not None
-                and t_s - self._stopped_since_s >= self.COOLDOWN_AFTER_STOP_S
-                and self.running_total_s >= self.COOLDOWN_MIN_RUNNING_S
-            ):
-                self.phase = "cooldown"
-        return self.phase
+    has_trunk_imu: bool = False
+    hr_max_bpm: float | None = None
+    #: Days before this session on which earlier runs had back pain (from the history).
+    prior_back_pain_days_ago: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)
-class _Scheduler:
-    """Who speaks: priority first, per-code cooldown, a minimum gap between form cues, ttl."""
+class _Mute:
+    muted: bool = False
+    snoozed_until_s: float | None = None
 
-    config: SchedulingConfig
-    pending: dict[str, _Candidate] = field(default_factory=dict)
-    last_spoken_s: dict[str, float] = field(default_factory=dict)
-    form_spoken_s: deque[float] = field(default_factory=deque)
+    def silent(self, t_s: float) -> bool:
+        return self.muted or (self.snoozed_until_s is not None and t_s < self.snoozed_until_s)
 
-    def offer(self, candidate: _Candidate) -> None:
-        self.pending[candidate.code] = candidate
 
-    def pick(self, t_s: float) -> _Candidate | None:
-        for code, cand in list(self.pending.items()):
-            if t_s - cand.created_t_s > CATALOG[code].ttl_s:
-                del self.pending[code]  # never spoken late
-        eligible = [c for c in self.pending.values() if self._may_speak(c.code, t_s)]
-        if not eligible:
-            return None
-        best = min(eligible, key=lambda c: (CATALOG[c.code].priority, c.created_t_s, c.code))
-        del self.pending[best.code]
-        self.last_spoken_s[best.code] = t_s
-        if CATALOG[best.code].kind == "form":
-            self.form_spoken_s.append(t_s)
-        return best
-
-    def _may_speak(self, code: str, t_s: float) -> bool:
-        last = self.last_spoken_s.get(code)
-        if last is not None and t_s - last < self.config.same_code_cooldown_s:
-            return False
-        if CATALOG[code].kind != "form":
-            return True
-        while self.form_spoken_s and self.form_spoken_s[0] <= t_s - 3600.0:
-            self.form_spoken_s.popleft()
-        if self.form_spoken_s and t_s - self.form_spoken_s[-1] < self.config.form_min_gap_s:
-            return False
-        limit = self.config.max_form_cues_per_hour
-        return limit is None or len(self.form_spoken_s) < limit
+@dataclass(slots=True)
+class _Events:
+    pain: list[PainReport] = field(default_factory=list)
+    stop: bool = False
 
 
 class Coach:
     """One runner's coach for one session."""
 
     def __init__(
-        self, config: RuleConfig | None = None, baselines: Baselines | None = None
+        self,
+        config: RuleConfig | None = None,
+        baselines: Baselines | None = None,
+        *,
+        context: SessionContext | None = None,
     ) -> None:
         self.config = config if config is not None else RuleConfig()
+        self.context = context if context is not None else SessionContext()
         self.learner = BaselineLearner(self.config.steady, baselines)
-        self._phases = _PhaseTracker(self.config.phases)
-        self._scheduler = _Scheduler(self.config.scheduling)
-        self._form_rules = [StrideShortenRule(self.config.form.stride_shorten)]
+        self._phases = PhaseTracker(self.config.phases)
+        self._warmup = Warmup(
+            self.config.warmup,
+            has_trunk_imu=self.context.has_trunk_imu,
+            hr_max_bpm=self.context.hr_max_bpm,
+        )
+        self._cooldown = Cooldown(self.config.cooldown)
+        self._rules = [
+            FormRule(code, rule, self.config.steady)
+            for code, rule in self.config.form.items()
+            if rule.enabled
+        ]
+        self._scheduler = Scheduler(
+            self.config.scheduling,
+            {code: rule.cooldown_s for code, rule in self.config.form.items()},
+        )
+        self._lean_spread = RollingStd(LEAN_VARIABILITY_WINDOW_S, LEAN_VARIABILITY_MIN_COUNT)
+        self._mute = _Mute()
+        self._events = _Events()
         self.learned: list[Baseline] = []
+        self.pain_reports: list[PainReport] = []
+        self.spoken: list[CueDecision] = []
 
     @property
     def phase(self) -> Phase:
@@ -232,31 +122,104 @@ class Coach:
     def baselines(self) -> Baselines:
         return self.learner.baselines
 
-    def update(self, t_s: float, metrics: Metrics) -> list[CueDecision]:
+    @property
+    def muted(self) -> bool:
+        return self._mute.muted
+
+    # -- events ----------------------------------------------------------------------------
+
+    def pain(self, t_s: float, level: int, location: str, radiating: bool) -> None:
+        """A pain report from the runner; answered at the next snapshot."""
+        report = PainReport(t_s, level, location, radiating)
+        self.pain_reports.append(report)
+        self._events.pain.append(report)
+
+    def control(self, t_s: float, action: str, minutes: float | None = None) -> None:
+        """``mute``, ``unmute``, ``snooze`` (for ``minutes``), ``start`` or ``stop``."""
+        if action == "mute":
+            self._mute.muted = True
+            self._scheduler.discard(_PAIN_ONLY)
+        elif action == "unmute":
+            self._mute = _Mute()
+        elif action == "snooze":
+            length_min = minutes if minutes is not None else DEFAULT_SNOOZE_MIN
+            self._mute.snoozed_until_s = t_s + 60.0 * length_min
+            self._scheduler.discard(_PAIN_ONLY)
+        elif action == "stop":
+            self._events.stop = True
+        # "start" begins a session; the coach is that session, so there is nothing to do.
+
+    def end(self) -> None:
+        """The session is over (the live feed ended)."""
+        self._phases.end()
+
+    # -- the 1 Hz step -----------------------------------------------------------------------
+
+    def update(
+        self, t_s: float, metrics: Metrics, qualities: Mapping[str, str] | None = None
+    ) -> list[CueDecision]:
         """Feed the snapshot of second ``t_s``; returns the cues to speak now (at most one)."""
-        phase = self._phases.update(t_s, metrics)
+        qualities = qualities if qualities is not None else {}
+        if self._events.stop:
+            self._events.stop = False
+            phase = self._phases.stop()
+        elif self._phases.phase == "ended":
+            phase = "ended"
+        else:
+            phase = self._phases.update(t_s, metrics)
+        signals = dict(metrics)
+        signals["lean_variability_deg"] = self._lean_spread.update(
+            t_s, metrics.get("trunk_lean_deg")
+        )
+
+        candidates: list[Candidate] = []
         if phase == "running":
-            learned = self.learner.update(t_s, metrics)
+            learned = self.learner.update(t_s, signals)
             if learned is not None:
                 self.learned.append(learned)
-        for rule in self._form_rules:
-            if not getattr(self.config.form, rule.code).enabled:
-                continue
-            candidate = rule.update(t_s, metrics, self.baselines)
+        scheduling = self.config.scheduling
+        for rule in self._rules:
+            candidate = rule.update(
+                t_s,
+                signals,
+                qualities,
+                self.baselines,
+                fading_window_s=scheduling.fading_window_s,
+                fading_factor=scheduling.fading_sustain_factor,
+            )
             if candidate is not None and phase == "running":
+                candidates.append(candidate)
+        candidates += self._warmup.update(t_s, phase, metrics)
+        candidates += self._cooldown.update(t_s, phase)
+        for report in self._events.pain:
+            candidates += triage(
+                report,
+                phase=phase,
+                running_for_s=self._phases.running_for_s(t_s),
+                prior_back_pain_days_ago=self.context.prior_back_pain_days_ago,
+                config=self.config.pain,
+            )
+        self._events.pain.clear()
+
+        silent = self._mute.silent(t_s)
+        for candidate in candidates:
+            if not silent or CATALOG[candidate.code].kind == "pain":
                 self._scheduler.offer(candidate)
         chosen = self._scheduler.pick(t_s)
         if chosen is None:
             return []
+        for rule in self._rules:
+            if rule.code == chosen.code:
+                rule.spoken(t_s)
         spec = CATALOG[chosen.code]
-        return [
-            CueDecision(
-                t_s=t_s,
-                code=spec.code,
-                text=spec.text(self.config.language),
-                priority=spec.priority,
-                ttl_s=spec.ttl_s,
-                phase=phase,
-                evidence=chosen.evidence,
-            )
-        ]
+        decision = CueDecision(
+            t_s=t_s,
+            code=spec.code,
+            text=spec.text(self.config.language),
+            priority=spec.priority,
+            ttl_s=spec.ttl_s,
+            phase=phase,
+            evidence=chosen.evidence,
+        )
+        self.spoken.append(decision)
+        return [decision]

@@ -9,6 +9,7 @@ import pytest
 
 from monitor.analyze import analyze_recording
 from monitor.metrics import METRIC_NAMES
+from rules.catalog import FORM_CODES
 from simulators.scenario import load_scenario
 from simulators.session import write_recording
 
@@ -29,10 +30,10 @@ def test_stride_shorten_scenario_is_cued_within_a_minute_of_the_fault(
     write_recording(scenario, path, seed=seed)
     analysis = analyze_recording(path)
     assert scenario.fault_onset_s is not None
-    codes = [c.code for c in analysis.cues]
-    assert codes, "the fault must be cued"
-    assert set(codes) == {"stride_shorten"}, codes
-    first = analysis.cues[0]
+    form = [c for c in analysis.cues if c.code in FORM_CODES]
+    assert form, "the fault must be cued"
+    assert {c.code for c in form} == {"stride_shorten"}
+    first = form[0]
     assert scenario.fault_onset_s < first.t_s <= scenario.fault_onset_s + 60
     assert first.evidence["metric"] == "stride_length_m"
     assert first.evidence["value"] > first.evidence["baseline"] * 1.06
@@ -42,7 +43,7 @@ def test_steady_run_gets_no_form_cue(tmp_path: Path) -> None:
     path = tmp_path / "steady.jsonl"
     write_recording(load_scenario("steady"), path, seed=11)
     analysis = analyze_recording(path)
-    assert analysis.cues == []
+    assert [c for c in analysis.cues if c.code in FORM_CODES] == []
     assert analysis.baselines, "30 min of steady running must teach a baseline"
 
 
@@ -62,9 +63,15 @@ def test_analysis_json_has_every_field_per_second(stride_recording: Path) -> Non
     running = [row for row in series if row["phase"] == "running"]
     assert running
     assert sum(row["cadence_spm"] is not None for row in running) / len(running) >= 0.99
-    cue = doc["cues"][0]
-    assert set(cue) == {"t_s", "code", "text", "priority", "evidence"}
-    assert cue["text"] == "Shorten your stride: quicker, lighter steps."
+    for cue in doc["cues"]:
+        assert set(cue) == {"t_s", "code", "text", "priority", "evidence"}
+    # Running starts a minute in: the warm-up was skipped, and the coach says so.
+    assert [c["code"] for c in doc["cues"] if c["t_s"] < 480] == [
+        "warmup_core",
+        "warmup_incomplete",
+    ]
+    stride = next(c for c in doc["cues"] if c["code"] == "stride_shorten")
+    assert stride["text"] == "Shorten your stride: quicker, lighter steps."
     summary = doc["summary"]
     assert summary["errors"] == 0
     assert summary["warnings"] == []
@@ -122,5 +129,4 @@ def test_bad_lines_are_counted_and_the_stream_goes_on(
     assert f"line {rsc_index + 1}:" in analysis.warnings[0]
     assert "RSC" in analysis.warnings[0]
     assert f"line {rsc_index + 2}:" in analysis.warnings[1]
-    assert [c.code for c in analysis.cues] == ["stride_shorten"] * len(analysis.cues)
-    assert analysis.cues
+    assert "stride_shorten" in [c.code for c in analysis.cues]

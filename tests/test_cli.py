@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_simulate_then_analyze_writes_the_design_json(tmp_path: Path) -> None:
     assert ana.returncode == 0, ana.stderr
     doc = json.loads(out.read_text())
     assert set(doc) == {"runner", "duration_s", "series", "cues", "summary"}
-    assert doc["cues"][0]["code"] == "stride_shorten"
+    assert "stride_shorten" in [c["code"] for c in doc["cues"]]
     assert doc["series"][0]["t_s"] == 1
     assert "stride_shorten@" in ana.stdout
 
@@ -75,7 +76,9 @@ def test_demo_on_its_embedded_broker_shows_the_cue_arriving() -> None:
     assert "broker: mqtt://127.0.0.1:" in result.stdout
     assert "runmon listen --broker mqtt://127.0.0.1:" in result.stdout
     assert "CUE stride_shorten" in result.stdout
-    assert "cues received over MQTT: 1 of 1" in result.stdout
+    received = re.search(r"cues received over MQTT: (\d+) of (\d+)", result.stdout)
+    assert received is not None
+    assert received.group(1) == received.group(2)
 
 
 def test_listen_prints_the_cue_a_demo_publishes(
@@ -92,7 +95,7 @@ def test_listen_prints_the_cue_a_demo_publishes(
             "--runner",
             "r1",
             "--count",
-            "1",
+            "3",
             "--timeout",
             "60",
         ],

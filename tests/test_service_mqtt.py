@@ -60,9 +60,11 @@ async def test_cue_arrives_with_its_mqtt5_properties(
             collector.cancel()
 
     cues = [m for m in received if m.topic == topics.cues("r1")]
-    assert [c.code for c in results[0].cues] == ["stride_shorten"]
-    assert len(cues) == 1
-    message = cues[0]
+    decided = [c.code for c in results[0].cues]
+    assert decided == ["warmup_core", "warmup_incomplete", "stride_shorten"]
+    assert [parse_cue(m).code for m in cues] == decided
+    assert [parse_cue(m).seq for m in cues] == [1, 2, 3]
+    message = cues[2]
     assert message.qos == 1
     assert not message.retain
     assert message.content_type == "application/json"
@@ -72,7 +74,7 @@ async def test_cue_arrives_with_its_mqtt5_properties(
     cue: CuePayload = parse_cue(message)
     assert cue.code == "stride_shorten"
     assert cue.runner == "r1"
-    assert cue.seq == 1
+    assert cue.seq == 3
     assert cue.ttl_s == 5
     assert cue.phase == "running"
     assert cue.ts.endswith("Z")
