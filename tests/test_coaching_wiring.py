@@ -18,6 +18,7 @@ from monitor.mqtt.client import BrokerAddress, InboundMessage, MqttLink
 from monitor.mqtt.topics import Topics
 from monitor.service import RunnerFeed, serve
 from rules.catalog import FORM_CODES
+from sensors.recording import RecordingReader
 from simulators.scenario import load_scenario
 from simulators.session import recording_header, simulated_records, write_recording
 
@@ -186,3 +187,30 @@ def test_app_commands_refuse_bad_input(args: list[str], message: str) -> None:
     result = subprocess.run([RUNMON, *args], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+async def test_live_run_and_its_replay_decide_the_same_cues(
+    mqtt_address: BrokerAddress, topics: Topics, tmp_path: Path
+) -> None:
+    events = [
+        {"t": 300.5, "event": "pain", "level": 3, "location": "low_back", "radiating": False},
+        {"t": 400.25, "event": "control", "action": "snooze", "minutes": 1},
+    ]
+    path = _recording(tmp_path, "live", events)
+    # Live: the same records, paced 2000x through the service and the broker.
+    with RecordingReader(path) as reader:
+        header = reader.header
+        records = list(reader)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    speedup = 2000.0
+    feed = RunnerFeed(
+        header=header,
+        records=paced(records, speedup, start),
+        data_clock=lambda: (loop.time() - start) * speedup,
+    )
+    live = await serve(mqtt_address, [feed], topics=topics, instance="determinism")
+    replay = analyze_recording(path)
+    assert [c.to_json() for c in live[0].cues] == [c.to_json() for c in replay.cues]
+    assert live[0].rows == len(replay.rows)
+    assert {c.code for c in replay.cues} >= {"pain_start", "stride_shorten"}
