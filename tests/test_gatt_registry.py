@@ -16,6 +16,8 @@ from sensors.gatt import (
     decode_heart_rate_measurement,
     decode_imu_block,
     decode_imu_config,
+    decode_pmd_control_point,
+    decode_pmd_data,
     decode_rsc_feature,
     decode_rsc_measurement,
     decoder_for,
@@ -32,6 +34,8 @@ EXPECTED: dict[str, Decoder] = {
     uuids.RUNMON_IMU_DATA: decode_imu_block,
     uuids.RUNMON_IMU_CONFIG: decode_imu_config,
     uuids.RUNMON_BREATH_DATA: decode_breath_block,
+    uuids.PMD_DATA: decode_pmd_data,
+    uuids.PMD_CONTROL_POINT: decode_pmd_control_point,
 }
 
 
@@ -53,16 +57,15 @@ def test_registry_is_read_only() -> None:
 
 @pytest.mark.parametrize(
     "char_uuid",
-    [uuids.PMD_DATA, uuids.PMD_CONTROL_POINT, uuids.sig_uuid(0x2A38), "2a53", "not-a-uuid", ""],
+    [uuids.sig_uuid(0x2A38), "2a53", "not-a-uuid", ""],
 )
 def test_unknown_characteristics_have_no_decoder(char_uuid: str) -> None:
     assert decoder_for(char_uuid) is None
 
 
-def test_every_non_pmd_profile_characteristic_has_a_decoder() -> None:
-    pmd_later = {uuids.PMD_DATA, uuids.PMD_CONTROL_POINT}  # Polar PMD: a later task
+def test_every_profile_characteristic_has_a_decoder() -> None:
     for chars in PROFILE_CHARACTERISTICS.values():
-        for char_uuid in chars - pmd_later:
+        for char_uuid in chars:
             assert decoder_for(char_uuid) is not None, char_uuid
 
 

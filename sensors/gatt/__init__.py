@@ -6,8 +6,9 @@ Every decoder takes one payload and either returns a value or raises
 
 :func:`decoder_for` maps a characteristic's full lowercase 128-bit UUID to its decoder. The table
 is one literal: a new profile adds its result type to :data:`Decoded` and one line to the table.
-Polar PMD (a later task) will enter the same way; a frame decoder that needs per-stream context
-(the settings from the control point) would be registered as a decoder bound to that context.
+Polar PMD data is registered with the SDK's default scale (factor 1.0: exact for uncompressed ACC,
+the H10's frame type); a stream whose start response sends a FACTOR decodes its frames with a
+decoder bound to it, :func:`sensors.gatt.polar_pmd.pmd_data_decoder`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from sensors.gatt.heart_rate import (
     HeartRateMeasurement,
     decode_heart_rate_measurement,
     encode_heart_rate_measurement,
+)
+from sensors.gatt.polar_pmd import (
+    PmdControlPointResponse,
+    PmdFeatures,
+    PmdFrame,
+    PmdMeasurementStopped,
+    decode_pmd_control_point,
+    decode_pmd_data,
+    encode_pmd_data,
 )
 from sensors.gatt.rsc import (
     RscFeature,
@@ -54,6 +64,7 @@ __all__ = [
     "ImuBlock",
     "ImuConfig",
     "Placement",
+    "PmdFrame",
     "RscFeature",
     "RscMeasurement",
     "decode_battery_level",
@@ -61,6 +72,8 @@ __all__ = [
     "decode_heart_rate_measurement",
     "decode_imu_block",
     "decode_imu_config",
+    "decode_pmd_control_point",
+    "decode_pmd_data",
     "decode_rsc_feature",
     "decode_rsc_measurement",
     "decoder_for",
@@ -69,6 +82,7 @@ __all__ = [
     "encode_heart_rate_measurement",
     "encode_imu_block",
     "encode_imu_config",
+    "encode_pmd_data",
     "encode_rsc_feature",
     "encode_rsc_measurement",
 ]
@@ -82,6 +96,10 @@ Decoded: TypeAlias = (
     | ImuBlock
     | ImuConfig
     | BreathBlock
+    | PmdFrame
+    | PmdControlPointResponse
+    | PmdFeatures
+    | PmdMeasurementStopped
 )
 Decoder: TypeAlias = Callable[[bytes], Decoded]
 
@@ -95,6 +113,8 @@ DECODERS: Final[Mapping[str, Decoder]] = MappingProxyType(
         uuids.RUNMON_IMU_DATA: decode_imu_block,
         uuids.RUNMON_IMU_CONFIG: decode_imu_config,
         uuids.RUNMON_BREATH_DATA: decode_breath_block,
+        uuids.PMD_DATA: decode_pmd_data,
+        uuids.PMD_CONTROL_POINT: decode_pmd_control_point,
     }
 )
 

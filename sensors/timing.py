@@ -1,0 +1,519 @@
+"""Sample timing: host-aligned per-sample times from sequence numbers or sensor timestamps.
+
+A sensor says *which* samples a notification holds, by the sequence number of the first sample
+(runmon IMU and Breath, u16 wrapping at 65536) or by its own clock's timestamp of the last sample
+(Polar PMD). The recording's ``t`` says *when the host received* it. A timer per stream, fed one
+block at a time, turns both into sample times on the host clock (the recording's ``t`` axis),
+causally and in O(block) numpy work.
+
+Invariant, for the whole life of a timer (gaps, restarts and :meth:`reset` included): every
+:class:`TimedBlock` it returns has strictly increasing ``t_s``, and its first time is strictly
+later than the last time of every block returned before it. No sample is passed twice and no
+older sample follows a newer one. Blocks that would break this are dropped (duplicates,
+out-of-order arrivals) or trimmed (overlap) and counted in :class:`TimingStats`.
+
+Clock model (the numerics live in :class:`_HostClock`): host time = a + b * x, x being the
+sensor's time of a sample (sequence index / sample rate, or the sensor timestamp), relative to
+the current anchor.
+
+- ``a``: receive latency is never negative, so host receive time - b * x of a block's last sample
+  is an upper bound of ``a``; its running minimum is the estimate (the lowest-latency delivery).
+- ``b``: the sensor clock's rate against the host's (drift; for sequence numbers, the sample rate
+  error too). The minimum of (receive - x) per 5 s window of sensor time traces the lower
+  envelope; a Theil-Sen slope over the last 10 min of window minima (robust to windows that only
+  saw stalled deliveries) gives ``b`` once 20 s are covered. Reported as ``drift_ppm``.
+- Output times slew towards the model: over each block the emitted timeline may run at most
+  ``max_slew`` (default 5 %) faster or slower than the model's rate, so a better offset estimate
+  bends the timeline smoothly instead of stepping it back in time.
+
+Anomalies (reported in :class:`TimingStats` and on the block):
+
+- lost packets: the next block starts later than expected; its :class:`Gap` says how many samples
+  and which times are missing, and times after it are right again;
+- duplicates: a block seen among the last 64 again (or the last timestamp again), plausibly late
+  (its latency under ``max_late_s``): dropped;
+- out of order: any other block older than expected and plausibly late: dropped, its samples
+  stay counted as lost;
+- wrap-around of u16 sequence numbers, resolved with host time when the sensor kept counting
+  through a long silence;
+- restarts: a block whose numbering cannot be this stream's re-anchors the timeline: one that
+  would have been delivered more than ``max_late_s`` late, or one after a gap that lies more
+  than ``max_early_s`` ahead of host time (contiguous blocks may run ahead: bursts after a stall
+  do). So does the next block after :meth:`reset` (call it on reconnect). The gap across a
+  restart has ``lost_samples=None``: nobody knows how many samples it cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from collections import deque
+from dataclasses import dataclass
+from typing import Final, SupportsIndex
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Window of sensor time whose lowest-latency delivery is one point of the drift fit.
+DRIFT_WINDOW_S: Final = 5.0
+#: Window minima kept for the drift fit (10 min).
+DRIFT_WINDOWS_KEPT: Final = 120
+#: Sensor time the window minima must span before the drift is estimated at all.
+DRIFT_MIN_BASELINE_S: Final = 20.0
+#: Recent blocks remembered to recognise duplicates.
+RECENT_BLOCKS: Final = 64
+#: Gaps kept verbatim in the stats; beyond this only ``gap_count`` grows.
+GAPS_KEPT: Final = 32
+SEQUENCE_MODULUS: Final = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Samples missing before a block: between ``after_t_s`` and ``before_t_s`` (host times).
+
+    ``lost_samples`` is None across a restart, where the count is unknowable.
+    """
+
+    host_t_s: float
+    after_t_s: float
+    before_t_s: float
+    lost_samples: int | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TimedBlock:
+    """Host times of a pushed block's samples ``start:`` (``start`` > 0 only after an overlap).
+
+    ``anchored``: the timeline (re)started at this block — the first block, after
+    :meth:`SequenceTimer.reset`, or at a detected restart; continuity with earlier blocks is not
+    claimed, only the ordering invariant.
+    """
+
+    t_s: NDArray[np.float64]
+    start: int = 0
+    gap: Gap | None = None
+    anchored: bool = False
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.t_s.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class TimingStats:
+    """What a timer saw so far. ``drift_ppm``: host-clock length of a sensor second minus one,
+    in ppm (positive: the sensor runs slow); None until 20 s of stream are covered.
+    """
+
+    blocks: int
+    samples: int
+    lost_samples: int
+    duplicates: int
+    out_of_order: int
+    trimmed_samples: int
+    restarts: int
+    gap_count: int
+    gaps: tuple[Gap, ...]
+    drift_ppm: float | None
+
+
+@functools.lru_cache(maxsize=DRIFT_WINDOWS_KEPT + 1)
+def _pairs(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    i, j = np.triu_indices(n, k=1)
+    return i, j
+
+
+def _theil_sen_slope(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+    """Median of pairwise slopes: robust to a minority of windows with only late deliveries."""
+    i, j = _pairs(len(x))
+    dx = x[j] - x[i]
+    keep = dx > 0
+    return float(np.median((y[j] - y[i])[keep] / dx[keep]))
+
+
+class _HostClock:
+    """Maps sensor time x (s since the anchor) to host time; the pure numerics of both timers."""
+
+    __slots__ = (
+        "_a",
+        "_b",
+        "_best",
+        "_max_drift",
+        "_max_slew",
+        "_t_last",
+        "_win_start",
+        "_windows",
+        "_x_last",
+        "drift_known",
+        "t_out",
+    )
+
+    def __init__(self, max_slew: float, max_drift: float) -> None:
+        self._max_slew = max_slew
+        self._max_drift = max_drift
+        self._a = 0.0
+        self._b = 1.0
+        self._windows: deque[tuple[float, float]] = deque(maxlen=DRIFT_WINDOWS_KEPT)
+        self._win_start = 0.0
+        self._best: tuple[float, float] | None = None  # (x, host) of the window's minimum
+        self._x_last: float | None = None  # last emitted sample within this anchor
+        self._t_last = 0.0
+        self.t_out: float | None = None  # last emitted time ever: the invariant's reference
+        self.drift_known = False
+
+    @property
+    def rate_ratio(self) -> float:
+        return self._b
+
+    def anchor(self, host_t_s: float, x_end: float) -> None:
+        """Start a new sensor-time origin; the drift estimate survives (same sensor clock)."""
+        self._a = host_t_s - self._b * x_end
+        self._windows.clear()
+        self._win_start = x_end
+        self._best = (x_end, host_t_s)
+        self._x_last = None
+
+    def latency(self, host_t_s: float, x: float) -> float:
+        """Receive time minus the model's time of sensor time ``x``: >= 0 for plausible data."""
+        return host_t_s - (self._a + self._b * x)
+
+    def observe(self, host_t_s: float, x_end: float) -> None:
+        """Take one delivery (receive time, sensor time of its last sample) into the model."""
+        b = self._b
+        residual = host_t_s - (self._a + b * x_end)
+        if residual < 0:
+            self._a += residual
+        best = self._best
+        if best is None or host_t_s - b * x_end < best[1] - b * best[0]:
+            self._best = (x_end, host_t_s)
+        if x_end - self._win_start >= DRIFT_WINDOW_S and self._best is not None:
+            self._windows.append(self._best)
+            self._best = None
+            self._win_start = x_end
+            self._refit()
+
+    def _refit(self) -> None:
+        windows = self._windows
+        if len(windows) < 3 or windows[-1][0] - windows[0][0] < DRIFT_MIN_BASELINE_S:
+            return
+        points = np.array(windows)
+        x, host = points[:, 0], points[:, 1]
+        slope = _theil_sen_slope(x, host)
+        self._b = b = min(max(slope, 1.0 - self._max_drift), 1.0 + self._max_drift)
+        self.drift_known = True
+        # The offset under the new rate: the lowest-latency point of the kept history.
+        self._a = float(np.min(host - b * x))
+
+    def place(self, x: NDArray[np.float64], min_step_s: float) -> NDArray[np.float64]:
+        """Host times for sensor times ``x`` (strictly increasing, all after the last emitted)."""
+        b = self._b
+        target_end = self._a + b * float(x[-1])
+        if self._x_last is None:
+            t = self._a + b * x
+            if self.t_out is not None and t[0] <= self.t_out:
+                t += self.t_out + min_step_s - float(t[0])
+        else:
+            span = float(x[-1]) - self._x_last
+            lo = self._t_last + span * b * (1.0 - self._max_slew)
+            hi = self._t_last + span * b * (1.0 + self._max_slew)
+            t_end = min(max(target_end, lo), hi)
+            t = self._t_last + (x - self._x_last) * ((t_end - self._t_last) / span)
+        t.flags.writeable = False
+        self._x_last = float(x[-1])
+        self._t_last = self.t_out = float(t[-1])
+        return t
+
+
+def _check_positive(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r} must be finite and > 0")
+    return float(value)
+
+
+class _Timer:
+    """Bookkeeping shared by both timers: stats, gaps, the clock."""
+
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        *,
+        max_slew: float,
+        max_late_s: float,
+        max_early_s: float,
+        max_drift_ppm: float,
+    ) -> None:
+        self.sample_rate_hz = _check_positive("sample_rate_hz", sample_rate_hz)
+        if not 0 < max_slew < 1:
+            raise ValueError(f"max_slew={max_slew!r} must be in (0, 1)")
+        self._max_late_s = _check_positive("max_late_s", max_late_s)
+        self._max_early_s = _check_positive("max_early_s", max_early_s)
+        max_drift = _check_positive("max_drift_ppm", max_drift_ppm) * 1e-6
+        if max_drift >= 1:
+            raise ValueError(f"max_drift_ppm={max_drift_ppm!r} must be < 1e6")
+        self._clock = _HostClock(max_slew, max_drift)
+        self._started = False
+        self._blocks = 0
+        self._samples = 0
+        self._lost = 0
+        self._duplicates = 0
+        self._out_of_order = 0
+        self._trimmed = 0
+        self._restarts = 0
+        self._gap_count = 0
+        self._gaps: deque[Gap] = deque(maxlen=GAPS_KEPT)
+
+    @property
+    def stats(self) -> TimingStats:
+        clock = self._clock
+        return TimingStats(
+            blocks=self._blocks,
+            samples=self._samples,
+            lost_samples=self._lost,
+            duplicates=self._duplicates,
+            out_of_order=self._out_of_order,
+            trimmed_samples=self._trimmed,
+            restarts=self._restarts,
+            gap_count=self._gap_count,
+            gaps=tuple(self._gaps),
+            drift_ppm=(clock.rate_ratio - 1.0) * 1e6 if clock.drift_known else None,
+        )
+
+    def _emit(
+        self,
+        host_t_s: float,
+        x: NDArray[np.float64],
+        *,
+        min_step_s: float,
+        start: int = 0,
+        lost: int = 0,
+        anchored: bool = False,
+        restart: bool = False,
+    ) -> TimedBlock:
+        """Observe, place and account one accepted block (``x``: sensor times it keeps)."""
+        clock = self._clock
+        t_before = clock.t_out
+        clock.observe(host_t_s, float(x[-1]))
+        t = clock.place(x, min_step_s)
+        gap = None
+        if t_before is not None and (lost or restart):
+            gap = Gap(host_t_s, t_before, float(t[0]), None if restart else lost)
+            self._gap_count += 1
+            self._gaps.append(gap)
+        self._blocks += 1
+        self._samples += len(t)
+        self._lost += lost
+        self._trimmed += start
+        self._restarts += restart
+        self._started = True
+        return TimedBlock(t, start=start, gap=gap, anchored=anchored)
+
+
+def _check_block(host_t_s: float, n_samples: SupportsIndex) -> int:
+    if not math.isfinite(host_t_s):
+        raise ValueError(f"host_t_s={host_t_s!r} must be finite")
+    n = operator.index(n_samples)
+    if n < 0:
+        raise ValueError(f"n_samples={n} must be >= 0")
+    return n
+
+
+class SequenceTimer(_Timer):
+    """Times the blocks of a stream numbered by the sequence of each block's first sample.
+
+    ``push`` returns the host times of the block's new samples, or None when the block is
+    dropped (duplicate, out of order, empty). See the module docstring for the invariant.
+    """
+
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        *,
+        sequence_modulus: int = SEQUENCE_MODULUS,
+        max_slew: float = 0.05,
+        max_late_s: float = 2.0,
+        max_early_s: float = 2.0,
+        max_drift_ppm: float = 20_000.0,
+    ) -> None:
+        super().__init__(
+            sample_rate_hz,
+            max_slew=max_slew,
+            max_late_s=max_late_s,
+            max_early_s=max_early_s,
+            max_drift_ppm=max_drift_ppm,
+        )
+        self._modulus = operator.index(sequence_modulus)
+        if self._modulus < 2:
+            raise ValueError(f"sequence_modulus={sequence_modulus} must be >= 2")
+        self._period_s = 1.0 / self.sample_rate_hz
+        self._next_seq: int | None = None  # expected first sequence of the next block
+        self._next_k = 0  # its unwrapped sample index since the anchor
+        self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_BLOCKS)
+
+    def reset(self) -> None:
+        """The link was re-established: the next block re-anchors, whatever its sequence."""
+        self._next_seq = None
+        self._recent.clear()
+
+    def push(
+        self, host_t_s: float, first_sequence: SupportsIndex, n_samples: SupportsIndex
+    ) -> TimedBlock | None:
+        n = _check_block(host_t_s, n_samples)
+        seq = operator.index(first_sequence)
+        modulus = self._modulus
+        if not 0 <= seq < modulus:
+            raise ValueError(f"first_sequence={seq} outside 0..{modulus - 1}")
+        if n == 0:
+            return None
+        if self._next_seq is None:
+            return self._anchor(host_t_s, seq, n)
+        clock, period = self._clock, self._period_s
+        diff = (seq - self._next_seq) % modulus
+        if diff >= modulus // 2:
+            diff -= modulus
+        k0 = self._next_k + diff
+        trim = 0
+        if diff < 0:
+            if k0 + n <= self._next_k:  # wholly older than what was passed on
+                if clock.latency(host_t_s, (k0 + n - 1) * period) > self._max_late_s:
+                    # Too old to be a late delivery, even of a block seen before: the
+                    # numbering restarted (a reconnect within 64 blocks of the start repeats
+                    # earlier sequence numbers).
+                    return self._anchor(host_t_s, seq, n)
+                if (seq, n) in self._recent:
+                    self._duplicates += 1
+                else:
+                    self._out_of_order += 1
+                return None
+            trim = self._next_k - k0
+            k0 = self._next_k
+        k_end = k0 + n - trim - 1
+        late = clock.latency(host_t_s, k_end * period)
+        wrap_s = modulus * period * clock.rate_ratio
+        if diff >= 0 and late > wrap_s / 2:
+            # The sensor counted through whole wraps while nothing arrived.
+            wraps = round(late / wrap_s)
+            k0 += wraps * modulus
+            k_end += wraps * modulus
+            late = clock.latency(host_t_s, k_end * period)
+        if late > self._max_late_s or (late < -self._max_early_s and k0 > self._next_k):
+            # Later than any delivery can be, or (after a gap) ahead of host time: the
+            # numbering is not this stream's any more. Contiguous blocks may arrive early
+            # (a burst after a stall): the offset estimate follows them.
+            return self._anchor(host_t_s, seq, n)
+        x = np.arange(k0, k_end + 1, dtype=np.float64) * period
+        lost = k0 - self._next_k
+        self._next_k = k_end + 1
+        self._next_seq = (seq + n) % modulus
+        self._recent.append((seq, n))
+        return self._emit(host_t_s, x, min_step_s=period, start=trim, lost=lost)
+
+    def _anchor(self, host_t_s: float, seq: int, n: int) -> TimedBlock:
+        restart = self._started
+        self._next_seq = (seq + n) % self._modulus
+        self._next_k = n
+        self._recent.clear()
+        self._recent.append((seq, n))
+        x = np.arange(n, dtype=np.float64) * self._period_s
+        self._clock.anchor(host_t_s, float(x[-1]))
+        return self._emit(host_t_s, x, min_step_s=self._period_s, anchored=True, restart=restart)
+
+
+class TimestampTimer(_Timer):
+    """Times Polar PMD frames from the sensor timestamp (ns) of each frame's last sample.
+
+    Spacing inside a frame follows Polar's SDK (``PmdTimeStampUtils``): the interval since the
+    previous frame's last sample divided by the frame's samples; the first frame and frames after
+    a gap use the sensor's measured sample period (nominal until measured). A frame is contiguous
+    when that interval is 0.5..1.5 frames long, a gap when longer (lost samples = interval in
+    periods minus the frame's samples), an overlap when shorter (its older samples trimmed).
+    """
+
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        *,
+        max_slew: float = 0.05,
+        max_late_s: float = 2.0,
+        max_early_s: float = 2.0,
+        max_drift_ppm: float = 20_000.0,
+    ) -> None:
+        super().__init__(
+            sample_rate_hz,
+            max_slew=max_slew,
+            max_late_s=max_late_s,
+            max_early_s=max_early_s,
+            max_drift_ppm=max_drift_ppm,
+        )
+        self._nominal_ns = 1e9 / self.sample_rate_hz
+        self._period_ns = self._nominal_ns
+        self._anchor_ns: int | None = None  # last sample of the anchor frame: x = 0
+        self._last_ns = 0  # last sample passed on
+        self._count = 0  # samples (kept and lost) since the anchor frame's last one
+        self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_BLOCKS)
+
+    @property
+    def sample_period_ns(self) -> float:
+        """The sensor's sample period on its own clock, as measured (nominal at first)."""
+        return self._period_ns
+
+    def reset(self) -> None:
+        """The link was re-established: the next frame re-anchors, whatever its timestamp."""
+        self._anchor_ns = None
+        self._recent.clear()
+
+    def push(
+        self, host_t_s: float, timestamp_ns: SupportsIndex, n_samples: SupportsIndex
+    ) -> TimedBlock | None:
+        n = _check_block(host_t_s, n_samples)
+        ts = operator.index(timestamp_ns)
+        if ts < 0:
+            raise ValueError(f"timestamp_ns={ts} must be >= 0")
+        if n == 0:
+            return None
+        if self._anchor_ns is None:
+            return self._anchor(host_t_s, ts, n)
+        clock = self._clock
+        x_end = (ts - self._anchor_ns) * 1e-9
+        dt_ns = ts - self._last_ns
+        if dt_ns <= 0:
+            if clock.latency(host_t_s, x_end) > self._max_late_s:
+                return self._anchor(host_t_s, ts, n)  # the sensor clock went back: a restart
+            if dt_ns == 0 or (ts, n) in self._recent:
+                self._duplicates += 1
+            else:
+                self._out_of_order += 1
+            return None
+        period_ns = self._period_ns
+        frames = dt_ns / (n * period_ns)
+        keep, lost, step_ns = n, 0, period_ns
+        if frames < 0.5:
+            keep = max(1, round(dt_ns / period_ns))
+        elif frames < 1.5:
+            step_ns = dt_ns / n
+        else:
+            lost = max(1, round(dt_ns / period_ns) - n)
+        late = clock.latency(host_t_s, x_end)
+        if late > self._max_late_s or (late < -self._max_early_s and lost):
+            return self._anchor(host_t_s, ts, n)  # the sensor clock jumped
+        x = x_end - np.arange(keep - 1, -1, -1, dtype=np.float64) * (step_ns * 1e-9)
+        self._last_ns = ts
+        self._count += lost + keep
+        # The sensor's own period, bounded: no real sensor is off by 2x, and the bound keeps
+        # sample spacing far above float resolution whatever the timestamps claim.
+        self._period_ns = min(
+            max((ts - self._anchor_ns) / self._count, 0.5 * self._nominal_ns), 2 * self._nominal_ns
+        )
+        self._recent.append((ts, n))
+        return self._emit(host_t_s, x, min_step_s=step_ns * 1e-9, start=n - keep, lost=lost)
+
+    def _anchor(self, host_t_s: float, ts: int, n: int) -> TimedBlock:
+        restart = self._started
+        self._anchor_ns = self._last_ns = ts
+        self._count = 0
+        self._recent.clear()
+        self._recent.append((ts, n))
+        step_s = self._period_ns * 1e-9
+        x = np.arange(1 - n, 1, dtype=np.float64) * step_s
+        self._clock.anchor(host_t_s, 0.0)
+        return self._emit(host_t_s, x, min_step_s=step_s, anchored=True, restart=restart)
