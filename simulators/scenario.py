@@ -1,22 +1,57 @@
 """Scenarios: a runner profile, the virtual sensors worn, and a timeline, in TOML.
 
-A timeline is a list of keyframes; each keyframe sets some of the runner's targets (speed,
-cadence, …) at ``t_s``, and every target is interpolated linearly between the keyframes that set
-it, then held after the last. Every target must be set at ``t_s = 0``. Scenarios named in
-DESIGN §3.6 ship as ``simulators/scenarios/NAME.toml``; a path to any other TOML file works too.
+A timeline is a list of keyframes; each keyframe sets some of the runner's targets at ``t_s``,
+and every target is interpolated linearly between the keyframes that set it, then held after
+the last. ``speed_mps`` and ``cadence_spm`` must be set at ``t_s = 0``; every other target is
+optional: before the first keyframe that sets it (and when none does) it takes its default, a
+normal runner's value. Scenarios named in DESIGN §3.6 ship as ``simulators/scenarios/NAME.toml``;
+a path to any other TOML file works too.
+
+Keyframe targets (range; default). The runner model adds a real runner's wander and
+stride-to-stride variability around them; ground truth measures what the motion then does.
+
+- ``speed_mps`` (0–8), ``cadence_spm`` (0–240, steps/min): required at ``t_s = 0``. The body
+  runs (flight phases, trunk motion) from about 130 steps/min; below 80 it stands still.
+- ``trunk_lean_deg`` (-10–30; 7): stride-averaged forward trunk inclination relative to the
+  standing posture while running (standing is 0 by definition).
+- ``trunk_rotation_deg`` (0–60; 14): peak-to-peak trunk yaw within a stride.
+- ``vertical_oscillation_cm`` (2–15; 8): peak-to-peak vertical displacement per step. The
+  stance force profile is shaped to reach it; what a cadence and contact time allow is
+  limited (about 4–10 cm at 172 steps/min and 250 ms), and truth reports what is reached.
+- ``ground_contact_ms`` (120–400; 250): stance time per step.
+- ``lateral_sway_cm`` (0–12; 3): peak-to-peak side-to-side trunk displacement per stride; the
+  trunk also rolls, 0.75° per cm of sway each way.
+- ``lean_variability_deg`` (0–6; 0.6): stride-to-stride standard deviation of the
+  stride-averaged lean (``core_engage`` instability).
+- ``steps_per_breath`` (1–10; 4): locomotor-respiratory coupling while running with
+  ``runner.breathing = "locked"``.
+- ``breathing_rate_bpm`` (4–80; default 14 standing, cadence / steps_per_breath running): the
+  rate when standing, and while running with ``runner.breathing = "free"``.
+- ``breath_depth_rel`` (0.1–3; 1): tidal depth relative to the runner's own running baseline
+  (breaths at rest are 0.6 of it).
+- ``heart_rate_bpm`` (30–230; default a heart that follows the effort: ``runner.hr_rest_bpm``
+  standing, rising with speed towards ``runner.hr_max_bpm`` with a 30 s time constant and a
+  slow cardiac drift).
+- ``heading_rate_dps`` (-90–90; 0): turning rate, positive to the left; added to the bends of
+  ``course = "track_400m"``.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sensors.profiles import Axis
+from sensors.recording import MountSpec
 from simulators.errors import ScenarioError
 
 _SENSOR_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -29,6 +64,31 @@ class _Strict(BaseModel):
 class RunnerSpec(_Strict):
     id: Annotated[str, Field(pattern=_SENSOR_ID)] = "r1"
     hr_max_bpm: Annotated[int, Field(ge=100, le=240)] = 190
+    hr_rest_bpm: Annotated[int, Field(ge=30, le=110)] = 60
+    #: ``locked``: while running, one breath every ``steps_per_breath`` steps, phase-locked to
+    #: the steps; ``free``: breathing at ``breathing_rate_bpm``, drifting against the steps.
+    breathing: Literal["locked", "free"] = "locked"
+
+
+# --- sensors --------------------------------------------------------------------------------
+
+
+class LinkDrop(_Strict):
+    """The BLE link drops at ``t_s`` and comes back ``duration_s`` later."""
+
+    t_s: Annotated[float, Field(ge=0.0)]
+    duration_s: Annotated[float, Field(gt=0.0, le=3600.0)]
+
+
+class LinkSpec(_Strict):
+    """The radio between a strap and the host: when notifications arrive, and which do not."""
+
+    connection_interval_ms: Annotated[float, Field(ge=7.5, le=400.0)] = 30.0
+    #: Extra receive delay beyond the connection event, uniform in 0..jitter_ms.
+    jitter_ms: Annotated[float, Field(ge=0.0, le=100.0)] = 2.0
+    #: Probability that a notification is lost (buffer overflow, interference).
+    packet_loss: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    drops: tuple[LinkDrop, ...] = ()
 
 
 class FootpodSpec(_Strict):
@@ -44,16 +104,151 @@ class FootpodSpec(_Strict):
     battery_pct: Annotated[int, Field(ge=0, le=100)] = 87
 
 
-SensorSpec = FootpodSpec
+class ScenarioMount(_Strict):
+    """Which sensor axis points forward, left and up when the runner stands upright."""
 
-#: Runner targets a keyframe may set, with the range a human runner can hold.
+    forward: Axis = "+x"
+    left: Axis = "+y"
+    up: Axis = "+z"
+
+    @model_validator(mode="after")
+    def _proper_rotation(self) -> ScenarioMount:
+        try:
+            MountSpec(forward=self.forward, left=self.left, up=self.up)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
+        return self
+
+
+#: The largest strap tilt the model allows (a strap that sits worse is worn wrongly).
+MAX_TILT_DEG: Final = 15.0
+
+
+class ImuSpec(_Strict):
+    """A virtual runmon IMU strap: acc (+ gyro) at ``sample_rate_hz``, batched per notification.
+
+    The strap sits on the body per ``mount`` and is further tilted by ``tilt_forward_deg``
+    (its up axis towards the front) and ``tilt_side_deg`` (towards the runner's left), which
+    the standing calibration must absorb.
+    """
+
+    profile: Literal["runmon_imu"]
+    placement: Literal["chest", "upper_back", "pelvis"] = "chest"
+    mount: ScenarioMount = ScenarioMount()
+    tilt_forward_deg: Annotated[float, Field(ge=-MAX_TILT_DEG, le=MAX_TILT_DEG)] = 0.0
+    tilt_side_deg: Annotated[float, Field(ge=-MAX_TILT_DEG, le=MAX_TILT_DEG)] = 0.0
+    sample_rate_hz: Annotated[int, Field(ge=25, le=1000)] = 200
+    #: At most 42 with gyro (84 without) fit the largest notification (ATT MTU 512).
+    samples_per_notification: Annotated[int, Field(ge=1, le=84)] = 19
+    gyro: bool = True
+    acc_noise_g: Annotated[float, Field(ge=0.0, le=0.1)] = 0.003
+    acc_bias_g: Annotated[float, Field(ge=0.0, le=0.1)] = 0.005
+    gyro_noise_dps: Annotated[float, Field(ge=0.0, le=5.0)] = 0.1
+    #: Standard deviation, per axis, of the gyro's constant bias (it also wanders slowly).
+    gyro_bias_dps: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
+    #: The strap's clock runs this much fast (negative: slow) against the host's.
+    clock_drift_ppm: Annotated[float, Field(ge=-500.0, le=500.0)] = 30.0
+    battery_pct: Annotated[int, Field(ge=0, le=100)] = 76
+    link: LinkSpec = LinkSpec()
+
+    @model_validator(mode="after")
+    def _tilt_within_limit(self) -> ImuSpec:
+        if math.hypot(self.tilt_forward_deg, self.tilt_side_deg) > MAX_TILT_DEG + 1e-9:
+            raise ValueError(
+                f"tilt_forward_deg, tilt_side_deg: the strap tilts more than {MAX_TILT_DEG:g}°"
+            )
+        if self.gyro and self.samples_per_notification > 42:
+            raise ValueError("samples_per_notification: at most 42 fit a notification with gyro")
+        return self
+
+
+class HeartRateSpec(_Strict):
+    """A virtual heart-rate strap: one Heart Rate Measurement with RR intervals per interval."""
+
+    profile: Literal["heart_rate"]
+    interval_s: Annotated[float, Field(ge=0.25, le=5.0)] = 1.0
+    rr_intervals: bool = True
+    hr_u16: bool = False
+    battery_pct: Annotated[int, Field(ge=0, le=100)] = 91
+    link: LinkSpec = LinkSpec()
+
+
+class BreathSpec(_Strict):
+    """A virtual runmon Breath band: chest stretch at ``sample_rate_hz``, batched."""
+
+    profile: Literal["runmon_breath"]
+    sample_rate_hz: Annotated[int, Field(ge=5, le=200)] = 25
+    samples_per_notification: Annotated[int, Field(ge=1, le=255)] = 10
+    #: Reading of the relaxed band at rest, and how much one baseline breath stretches it.
+    offset_units: Annotated[float, Field(ge=0.0, le=60000.0)] = 30000.0
+    units_per_breath: Annotated[float, Field(gt=0.0, le=20000.0)] = 2000.0
+    #: Peak-to-peak bounce of the band per step, per cm of vertical oscillation, relative to a
+    #: baseline breath.
+    step_artefact_per_cm: Annotated[float, Field(ge=0.0, le=0.2)] = 0.012
+    #: Slow baseline wander (band slipping, sweat): its standard deviation, relative to a
+    #: baseline breath, and a steady creep per hour.
+    drift_rel: Annotated[float, Field(ge=0.0, le=2.0)] = 0.15
+    creep_rel_per_h: Annotated[float, Field(ge=-5.0, le=5.0)] = -0.5
+    noise_rel: Annotated[float, Field(ge=0.0, le=0.5)] = 0.01
+    clock_drift_ppm: Annotated[float, Field(ge=-500.0, le=500.0)] = -20.0
+    battery_pct: Annotated[int, Field(ge=0, le=100)] = 64
+    link: LinkSpec = LinkSpec()
+
+
+#: The sensor profiles a scenario can put on the runner.
+PROFILES: Final = ("rsc", "runmon_imu", "heart_rate", "runmon_breath")
+
+#: One of the sensor specs (what ``isinstance`` dispatch narrows).
+SensorSpecType = FootpodSpec | ImuSpec | HeartRateSpec | BreathSpec
+#: A ``[sensors.ID]`` table: its ``profile`` says which spec validates it.
+SensorSpec = Annotated[SensorSpecType, Field(discriminator="profile")]
+
+
+# --- timeline -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """A keyframe target: its default (``None``: derived by the runner model) and unit."""
+
+    default: float | None
+    unit: str
+
+
+#: Targets every scenario must set at ``t_s = 0``.
 TARGETS: tuple[str, ...] = ("speed_mps", "cadence_spm")
+
+#: Optional targets and their defaults: a normal runner.
+BODY_TARGETS: Final[dict[str, TargetInfo]] = {
+    "trunk_lean_deg": TargetInfo(7.0, "deg"),
+    "trunk_rotation_deg": TargetInfo(14.0, "deg"),
+    "vertical_oscillation_cm": TargetInfo(8.0, "cm"),
+    "ground_contact_ms": TargetInfo(250.0, "ms"),
+    "lateral_sway_cm": TargetInfo(3.0, "cm"),
+    "lean_variability_deg": TargetInfo(0.6, "deg"),
+    "steps_per_breath": TargetInfo(4.0, "steps"),
+    "breathing_rate_bpm": TargetInfo(None, "1/min"),
+    "breath_depth_rel": TargetInfo(1.0, "rel"),
+    "heart_rate_bpm": TargetInfo(None, "1/min"),
+    "heading_rate_dps": TargetInfo(0.0, "deg/s"),
+}
 
 
 class Keyframe(_Strict):
     t_s: Annotated[float, Field(ge=0.0)]
     speed_mps: Annotated[float | None, Field(ge=0.0, le=8.0)] = None
     cadence_spm: Annotated[float | None, Field(ge=0.0, le=240.0)] = None
+    trunk_lean_deg: Annotated[float | None, Field(ge=-10.0, le=30.0)] = None
+    trunk_rotation_deg: Annotated[float | None, Field(ge=0.0, le=60.0)] = None
+    vertical_oscillation_cm: Annotated[float | None, Field(ge=2.0, le=15.0)] = None
+    ground_contact_ms: Annotated[float | None, Field(ge=120.0, le=400.0)] = None
+    lateral_sway_cm: Annotated[float | None, Field(ge=0.0, le=12.0)] = None
+    lean_variability_deg: Annotated[float | None, Field(ge=0.0, le=6.0)] = None
+    steps_per_breath: Annotated[float | None, Field(ge=1.0, le=10.0)] = None
+    breathing_rate_bpm: Annotated[float | None, Field(ge=4.0, le=80.0)] = None
+    breath_depth_rel: Annotated[float | None, Field(ge=0.1, le=3.0)] = None
+    heart_rate_bpm: Annotated[float | None, Field(ge=30.0, le=230.0)] = None
+    heading_rate_dps: Annotated[float | None, Field(ge=-90.0, le=90.0)] = None
     note: str | None = None
 
 
@@ -62,6 +257,9 @@ class Scenario(_Strict):
     description: str = ""
     duration_s: Annotated[float, Field(gt=0.0, le=6 * 3600)]
     runner: RunnerSpec = RunnerSpec()
+    #: ``track_400m``: laps of a standard track (84.39 m straights, 36.8 m bend radius) from the
+    #: start of a straight, turning left, on top of any ``heading_rate_dps``.
+    course: Literal["road", "track_400m"] = "road"
     sensors: Annotated[dict[str, SensorSpec], Field(min_length=1)]
     timeline: Annotated[list[Keyframe], Field(min_length=1)]
     #: When the fault starts, for scenarios that show one (tests measure cue latency from here).
@@ -84,17 +282,32 @@ class Scenario(_Strict):
                 raise ValueError(f"sensors.{sensor_id}: ids are [A-Za-z0-9_-]{{1,64}}")
         return self
 
+    def sets(self, name: str) -> bool:
+        """Whether any keyframe sets the target ``name``."""
+        return any(getattr(k, name) is not None for k in self.timeline)
+
     def target(self, name: str, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
-        """A target interpolated at the times ``t_s`` (vectorised)."""
+        """A target interpolated at the times ``t_s`` (vectorised), its default where unset.
+
+        Raises ``ValueError`` for a target whose default the runner model derives and that
+        the timeline does not set (ask :meth:`sets` first).
+        """
         points = [(k.t_s, v) for k in self.timeline if (v := getattr(k, name)) is not None]
+        info = BODY_TARGETS.get(name)
+        if info is not None and info.default is not None and (not points or points[0][0] > 0):
+            points.insert(0, (0.0, info.default))
+        if not points:
+            raise ValueError(f"target {name!r} is not set and has no fixed default")
         xs = np.array([p[0] for p in points], dtype=np.float64)
         ys = np.array([p[1] for p in points], dtype=np.float64)
         return np.interp(t_s, xs, ys)
 
+    def sensors_of(self, profile: str) -> dict[str, SensorSpecType]:
+        """The sensors of one profile, by id, in declaration order."""
+        return {i: s for i, s in self.sensors.items() if s.profile == profile}
+
 
 def _matches(sensor_id: str) -> bool:
-    import re
-
     return re.fullmatch(_SENSOR_ID, sensor_id) is not None
 
 
@@ -139,4 +352,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ScenarioError(f"{source}: {loc}: {first['msg']}") from exc
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            # A sensor without a known profile: name the field, list the choices.
+            loc += ".profile"
+            message = f"must be one of {', '.join(PROFILES)}"
+            if first["type"] == "union_tag_invalid":
+                message = f"unknown profile {first['input'].get('profile')!r}; " + message
+        raise ScenarioError(f"{source}: {loc}: {message}") from exc

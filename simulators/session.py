@@ -1,7 +1,9 @@
 """A simulated run: a scenario's runner and sensors as one time-ordered stream of records.
 
 The same stream becomes a recording (``runmon simulate``) or feeds the live service (``runmon
-demo``): one source, so a replay and a live run see identical bytes.
+demo``): one source, so a replay and a live run see identical bytes. Its ground truth
+(``runmon simulate --truth``) comes from :func:`write_truth`, the same runner for the same
+scenario, duration and seed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from sensors.recording import (
+    MountSpec,
     Record,
     RecordingHeader,
     RecordingWriter,
@@ -23,46 +26,81 @@ from sensors.recording import (
 from sensors.recording import (
     SensorSpec as HeaderSensorSpec,
 )
+from simulators.breath_band import VirtualBreathBand
 from simulators.footpod import footpod_records
-from simulators.runner import simulate_runner
-from simulators.scenario import Scenario
+from simulators.hr_strap import VirtualHeartRateStrap
+from simulators.imu import VirtualImu
+from simulators.link import receive_time
+from simulators.model import VirtualRunner, simulate
+from simulators.scenario import FootpodSpec, HeartRateSpec, ImuSpec, Scenario, SensorSpecType
+from simulators.truth import truth_series, write_truth
+
+__all__ = [
+    "effective_duration_s",
+    "recording_header",
+    "sensor_records",
+    "simulated_records",
+    "truth_series",
+    "write_recording",
+    "write_truth",
+]
+
+
+def _header_sensor(sensor_id: str, spec: SensorSpecType) -> HeaderSensorSpec:
+    """A sensor's header entry: what a real capture declares for it, per profile."""
+    if isinstance(spec, FootpodSpec):
+        return HeaderSensorSpec(
+            id=sensor_id, profile=spec.profile, cadence_unit=spec.declared_cadence_unit
+        )
+    if isinstance(spec, ImuSpec):
+        mount = MountSpec(forward=spec.mount.forward, left=spec.mount.left, up=spec.mount.up)
+        return HeaderSensorSpec(
+            id=sensor_id, profile=spec.profile, placement=spec.placement, mount=mount
+        )
+    return HeaderSensorSpec(id=sensor_id, profile=spec.profile)
 
 
 def recording_header(scenario: Scenario, started_at: datetime | None = None) -> RecordingHeader:
     """The header a real capture of this scenario's sensors would carry."""
     start = started_at or datetime(2026, 1, 1, 7, 0, tzinfo=UTC)
-    sensors = [
-        HeaderSensorSpec(
-            id=sensor_id,
-            profile=spec.profile,
-            cadence_unit=spec.declared_cadence_unit,
-        )
-        for sensor_id, spec in scenario.sensors.items()
-    ]
     return RecordingHeader(
         format="runmon-recording",
         version=1,
         runner=scenario.runner.id,
         started_at=start,
-        sensors=sensors,
+        sensors=[_header_sensor(i, spec) for i, spec in scenario.sensors.items()],
         runner_profile=RunnerProfile(hr_max_bpm=scenario.runner.hr_max_bpm),
         meta={"simulator": {"scenario": scenario.name}},
     )
 
 
+def sensor_records(
+    runner: VirtualRunner, index: int, sensor_id: str, spec: SensorSpecType
+) -> Iterator[Record]:
+    """One virtual sensor's records, from its own random stream (index = declaration order).
+
+    Each sensor draws from its own stream, so adding a sensor leaves the others unchanged.
+    """
+    seed = runner.seed
+    if isinstance(spec, FootpodSpec):
+        rng = np.random.default_rng([seed, index + 1])
+        return footpod_records(sensor_id, spec, runner.track, runner.duration_s, rng)
+    seeds = np.random.SeedSequence([seed, index + 1])
+    if isinstance(spec, ImuSpec):
+        return VirtualImu(sensor_id, spec, runner, seeds).records()
+    if isinstance(spec, HeartRateSpec):
+        return VirtualHeartRateStrap(sensor_id, spec, runner, seeds).records()
+    return VirtualBreathBand(sensor_id, spec, runner, seeds).records()
+
+
 def simulated_records(scenario: Scenario, duration_s: float, seed: int) -> Iterator[Record]:
     """Every sensor's records, merged in receive-time order; deterministic per seed."""
-    track = simulate_runner(scenario, duration_s, seed)
-    streams = []
-    for index, (sensor_id, spec) in enumerate(scenario.sensors.items()):
-        # Each sensor draws from its own stream so adding a sensor leaves the others unchanged.
-        rng = np.random.default_rng([seed, index + 1])
-        streams.append(footpod_records(sensor_id, spec, track, duration_s, rng))
-    return heapq.merge(*streams, key=_record_time)
-
-
-def _record_time(record: Record) -> float:
-    return record.t if record.t is not None else 0.0
+    runner = simulate(scenario, duration_s, seed)
+    streams = [
+        sensor_records(runner, index, sensor_id, spec)
+        for index, (sensor_id, spec) in enumerate(scenario.sensors.items())
+    ]
+    return heapq.merge(*streams, key=receive_time)
 
 
 def effective_duration_s(scenario: Scenario, duration_s: float | None) -> float:
