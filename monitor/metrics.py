@@ -22,9 +22,13 @@ MetricName = Literal[
     "breath_depth_rel",
     "steps_per_breath",
     "heart_rate_bpm",
+    "lateral_sway_cm",
+    "lean_variability_deg",
 ]
 
-#: Every metric, in the order rows list them.
+#: Every metric, in the order rows list them. The last two are runmon's additions to DESIGN
+#: §3.3: side-to-side sway of the trunk per stride (peak-to-peak), and the spread (standard
+#: deviation) of stride-averaged lean over 30 s, the instability measures behind core_engage.
 METRIC_NAMES: Final[tuple[MetricName, ...]] = (
     "cadence_spm",
     "speed_mps",
@@ -37,6 +41,8 @@ METRIC_NAMES: Final[tuple[MetricName, ...]] = (
     "breath_depth_rel",
     "steps_per_breath",
     "heart_rate_bpm",
+    "lateral_sway_cm",
+    "lean_variability_deg",
 )
 
 #: Decimal places each metric is reported with: finer than any sensor resolves is noise.
@@ -52,6 +58,8 @@ METRIC_DECIMALS: Final[Mapping[MetricName, int]] = {
     "breath_depth_rel": 3,
     "steps_per_breath": 2,
     "heart_rate_bpm": 1,
+    "lateral_sway_cm": 2,
+    "lean_variability_deg": 2,
 }
 
 Quality = Literal["ok", "warming_up", "stale", "uncalibrated", "relative", "missing"]

@@ -12,16 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from monitor.estimators.footpod import FootpodEstimator
-from monitor.metrics import METRIC_NAMES, MetricName, MetricRow, MetricValue
+from monitor.channels import FootpodChannel, SensorState, make_channel
+from monitor.estimators.trunk import TrunkImuEstimator
+from monitor.fusion import fuse
+from monitor.metrics import MetricName, MetricRow, MetricValue
 from rules.baseline import Baselines
 from rules.coach import Coach, CueDecision, SessionContext
 from rules.config import RuleConfig
-from sensors import uuids
 from sensors.errors import DecodeError
-from sensors.gatt import decoder_for
-from sensors.gatt.battery import decode_battery_level
-from sensors.gatt.rsc import decode_rsc_measurement
 from sensors.recording import (
     BadLine,
     ConnectionEvent,
@@ -30,7 +28,6 @@ from sensors.recording import (
     PainEvent,
     Record,
     RecordingHeader,
-    SensorSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -43,43 +40,7 @@ MAX_WARNINGS_KEPT: Final = 200
 
 SessionOutput = MetricRow | CueDecision
 
-
-@dataclass(slots=True)
-class SensorState:
-    """What the service reports on ``sensors/{sensor}``."""
-
-    connected: bool = False
-    battery_pct: int | None = None
-    last_data_t_s: float | None = None
-    decode_errors: int = 0
-
-
-class _Channel:
-    """One worn sensor: decodes its notifications and feeds the estimators it drives."""
-
-    def __init__(self, spec: SensorSpec) -> None:
-        self.spec = spec
-        self.state = SensorState()
-        self.footpod: FootpodEstimator | None = None
-        if spec.profile == "rsc":
-            self.footpod = FootpodEstimator(
-                cadence_unit=spec.cadence_unit, speed_factor=spec.speed_factor
-            )
-
-    def handle(self, note: Notification) -> None:
-        """Decode and use one notification; raises :class:`DecodeError` for a bad payload."""
-        if note.char == uuids.BATTERY_LEVEL:
-            self.state.battery_pct = decode_battery_level(note.payload).level_pct
-            return
-        if self.footpod is not None and note.char == uuids.RSC_MEASUREMENT:
-            self.footpod.update(note.t, decode_rsc_measurement(note.payload))
-        else:
-            # Profiles whose estimators are not built yet are still decoded, so a broken
-            # sensor is reported the same way whatever it carries.
-            decoder = decoder_for(note.char)
-            if decoder is not None:
-                decoder(note.payload)
-        self.state.last_data_t_s = note.t
+__all__ = ["RunnerSession", "SensorState", "SessionDiagnostics", "SessionOutput"]
 
 
 @dataclass(slots=True)
@@ -119,7 +80,7 @@ class RunnerSession:
         )
         self.coach = Coach(rules, baselines, context=context)
         self.diagnostics = SessionDiagnostics()
-        self.channels = {spec.id: _Channel(spec) for spec in header.sensors}
+        self.channels = {spec.id: make_channel(spec) for spec in header.sensors}
         self.last_t_s = 0.0
         self._next_row_t_s = 1
         self._on_output = on_output
@@ -141,7 +102,10 @@ class RunnerSession:
                 channel.state.decode_errors += 1
                 self.diagnostics.warn(f"line {record.line_no}: sensor {record.sensor!r}: {exc}")
         elif isinstance(record, ConnectionEvent):
-            self.channels[record.sensor].state.connected = record.kind == "connect"
+            channel = self.channels[record.sensor]
+            channel.state.connected = record.kind == "connect"
+            if record.kind == "connect":
+                channel.reconnected()
         elif isinstance(record, BadLine):
             self.diagnostics.warn(f"line {record.line_no}: {record.reason}")
         elif isinstance(record, PainEvent):
@@ -178,15 +142,19 @@ class RunnerSession:
     # -- per second --------------------------------------------------------------------------
 
     def metrics_at(self, t_s: float) -> dict[MetricName, MetricValue]:
-        values: dict[MetricName, MetricValue] = {}
+        footpod: dict[MetricName, MetricValue] | None = None
+        trunks: list[dict[MetricName, MetricValue]] = []
+        others: list[dict[MetricName, MetricValue]] = []
         for channel in self.channels.values():
-            if channel.footpod is not None:
-                for name, value in channel.footpod.metrics_at(t_s).items():
-                    current = values.get(name)
-                    if current is None or (current.value is None and value.value is not None):
-                        values[name] = value
-        missing = MetricValue.missing()
-        return {name: values.get(name, missing) for name in METRIC_NAMES}
+            for estimator in channel.estimators:
+                metrics = estimator.metrics_at(t_s)
+                if isinstance(channel, FootpodChannel) and footpod is None:
+                    footpod = metrics
+                elif isinstance(estimator, TrunkImuEstimator):
+                    trunks.append(metrics)
+                else:
+                    others.append(metrics)
+        return fuse(footpod, trunks, others)
 
     def _close_second(self, t_s: int) -> list[SessionOutput]:
         values = self.metrics_at(t_s)

@@ -19,13 +19,9 @@ from rules.form import Candidate, FormRule
 from rules.pain import PainReport, triage
 from rules.phases import Cooldown, PhaseTracker, Warmup
 from rules.scheduler import Scheduler
-from rules.signals import RollingStd
 
 Metrics = Mapping[str, float | None]
 
-#: Lean variability: spread of the (stride-averaged) lean over this window (DESIGN §1: 30 s).
-LEAN_VARIABILITY_WINDOW_S = 30.0
-LEAN_VARIABILITY_MIN_COUNT = 20
 #: Snooze without a duration.
 DEFAULT_SNOOZE_MIN = 10.0
 _PAIN_ONLY = frozenset({"pain"})
@@ -107,7 +103,6 @@ class Coach:
             self.config.scheduling,
             {code: rule.cooldown_s for code, rule in self.config.form.items()},
         )
-        self._lean_spread = RollingStd(LEAN_VARIABILITY_WINDOW_S, LEAN_VARIABILITY_MIN_COUNT)
         self._mute = _Mute()
         self._events = _Events()
         self.learned: list[Baseline] = []
@@ -167,21 +162,17 @@ class Coach:
             phase = "ended"
         else:
             phase = self._phases.update(t_s, metrics)
-        signals = dict(metrics)
-        signals["lean_variability_deg"] = self._lean_spread.update(
-            t_s, metrics.get("trunk_lean_deg")
-        )
 
         candidates: list[Candidate] = []
         if phase == "running":
-            learned = self.learner.update(t_s, signals)
+            learned = self.learner.update(t_s, metrics)
             if learned is not None:
                 self.learned.append(learned)
         scheduling = self.config.scheduling
         for rule in self._rules:
             candidate = rule.update(
                 t_s,
-                signals,
+                metrics,
                 qualities,
                 self.baselines,
                 fading_window_s=scheduling.fading_window_s,
@@ -189,6 +180,8 @@ class Coach:
             )
             if candidate is not None and phase == "running":
                 candidates.append(candidate)
+            elif not rule.active:
+                self._scheduler.corrected(rule.code)
         candidates += self._warmup.update(t_s, phase, metrics)
         candidates += self._cooldown.update(t_s, phase)
         for report in self._events.pain:

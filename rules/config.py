@@ -126,8 +126,6 @@ DEFAULT_FORM_RULES: dict[str, FormRuleConfig] = {
             _c(signal="lateral_sway_cm", when="above", baseline_ratio=1.6),
             _c(signal="vertical_oscillation_cm", when="above", baseline_ratio=1.25),
         ),
-        smoothing_s=15.0,
-        sustain_s=30.0,
     ),
     "arm_swing": FormRuleConfig(
         conditions=(_c(signal="trunk_rotation_deg", when="below", baseline_ratio=0.6),),
@@ -161,6 +159,10 @@ class SchedulingConfig(_Section):
     """How often cues may speak (DESIGN §1 scheduling defaults)."""
 
     same_code_cooldown_s: Seconds = 120.0
+    #: An uncorrected fault is repeated ever less often: each repeat multiplies the cooldown by
+    #: this, up to ``max_cooldown_s``; correcting it resets the cooldown.
+    repeat_backoff: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    max_cooldown_s: Seconds = 960.0
     form_min_gap_s: Seconds = 45.0
     max_form_cues_per_hour: Annotated[int | None, Field(ge=1)] = None
     #: A cue the runner corrected within this long after hearing it fades...

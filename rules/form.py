@@ -14,8 +14,6 @@ from rules.signals import RollingMean
 Metrics = Mapping[str, float | None]
 Qualities = Mapping[str, str]
 
-#: Derived signals take the quality of the metric they come from.
-QUALITY_SOURCE: Mapping[str, str] = {"lean_variability_deg": "trunk_lean_deg"}
 #: At most this many corrections stretch a rule's sustain time (fading).
 MAX_FADING_STEPS = 3
 
@@ -108,6 +106,11 @@ class FormRule:
             evidence["speed_mps"] = round(speed, 2)
         return Candidate(self.code, t_s, evidence)
 
+    @property
+    def active(self) -> bool:
+        """Whether the rule is in a deviation it has sustained (spoken-for or about to be)."""
+        return self._active
+
     def _clear(self, t_s: float, fading_window_s: float) -> None:
         if self._active and self._spoken_t_s is not None:
             if t_s - self._spoken_t_s <= fading_window_s:
@@ -126,7 +129,7 @@ class FormRule:
         if value is None:
             return None
         if cond.absolute is not None:
-            quality = qualities.get(QUALITY_SOURCE.get(cond.signal, cond.signal), "ok")
+            quality = qualities.get(cond.signal, "ok")
             if quality != "ok":
                 return None  # uncalibrated or relative: no absolute bands
             deviating = self._beyond(cond, value, cond.absolute, None)

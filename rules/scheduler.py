@@ -29,6 +29,7 @@ class Scheduler:
         }
         self.pending: dict[str, Candidate] = {}
         self.last_spoken_s: dict[str, float] = {}
+        self._repeats: dict[str, int] = {}
         self._form_spoken_s: deque[float] = deque()
         self.expired = 0
 
@@ -50,18 +51,28 @@ class Scheduler:
             return None
         best = min(eligible, key=lambda c: (CATALOG[c.code].priority, c.created_t_s, c.code))
         del self.pending[best.code]
+        # Repeats within one episode of a fault (until the runner corrects it).
+        self._repeats[best.code] = self._repeats[best.code] + 1 if best.code in self._repeats else 0
         self.last_spoken_s[best.code] = t_s
         if CATALOG[best.code].kind == "form":
             self._form_spoken_s.append(t_s)
         return best
+
+    def corrected(self, code: str) -> None:
+        """The runner fixed what ``code`` was about: the next episode starts fresh."""
+        self._repeats.pop(code, None)
+
+    def cooldown_s(self, code: str) -> float:
+        base = self._cooldowns.get(code, self.config.same_code_cooldown_s)
+        backoff = self.config.repeat_backoff ** self._repeats.get(code, 0)
+        return min(base * backoff, max(base, self.config.max_cooldown_s))
 
     def _may_speak(self, code: str, t_s: float) -> bool:
         kind = CATALOG[code].kind
         if kind == "pain":
             return True
         last = self.last_spoken_s.get(code)
-        cooldown_s = self._cooldowns.get(code, self.config.same_code_cooldown_s)
-        if last is not None and t_s - last < cooldown_s:
+        if last is not None and t_s - last < self.cooldown_s(code):
             return False
         if kind != "form":
             return True

@@ -62,8 +62,10 @@ _BASE_SHAPES: Final = np.array(
         [1.0, 0.0, 8 / 5, 4 / 5, 8 / 35, 1 / 35],
     ]
 )
-#: Share of the stance force that is a flat pedestal: the force jumps to ≥ 0.15 g at touchdown.
-STANCE_PEDESTAL: Final = 0.15
+#: Share of the stance force that is a flat pedestal: the force jumps at touchdown, as real
+#: ground reaction forces do (the sacral data set's force plate: about 1 body weight within
+#: 20 ms of contact), so a contact's edges are crisp at any threshold up to ~0.4 g.
+STANCE_PEDESTAL: Final = 0.3
 
 
 def _first_moments(shapes: FloatArray) -> FloatArray:
@@ -425,6 +427,12 @@ def _smooth_channels(plan: BodyPlan, segment: Segment, t_s: FloatArray) -> Float
     sway = -e * slow[:, _SWAY_PP] / 2.0 * np.sin(stride)
     heading = slow[:, _HEADING]
     return np.column_stack((heading + yaw, pitch, e * roll, sway, heading))
+
+
+def lateral_sway_m(plan: BodyPlan, t_s: FloatArray, segment: Segment) -> FloatArray:
+    """The segment's side-to-side displacement across the running direction, m."""
+    out: FloatArray = _smooth_channels(plan, segment, np.asarray(t_s, dtype=np.float64))[:, 3]
+    return out
 
 
 def segment_orientation(plan: BodyPlan, t_s: FloatArray, segment: Segment) -> FloatArray:

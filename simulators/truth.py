@@ -20,6 +20,11 @@ motion the way the metric is defined, causally (the row at ``t_s`` uses motion u
   chest or upper-back strap is worn, else the pelvis.
 - ``trunk_lean_deg``: the thorax's pitch (how far its forward axis dips below the horizontal;
   0 standing upright), time-averaged over the whole strides from the window's first touchdown.
+- ``lateral_sway_cm``: per stride, the peak-to-peak of the segment's side-to-side displacement
+  after removing the chord; averaged over the window's strides.
+- ``lean_variability_deg``: the standard deviation of stride-averaged thorax pitch over the
+  strides (two steps, every touchdown starting one) that end in the last
+  ``LEAN_VARIABILITY_WINDOW_S``; null below ``LEAN_VARIABILITY_MIN_STRIDES`` strides.
 - ``speed_mps``: distance run in the window ÷ its length; ``stride_length_m``: speed ÷ steps
   per second (null below 60 steps/min).
 - ``breathing_rate_bpm``: 60 × breaths ÷ their total time, over the breaths (onset to onset)
@@ -43,7 +48,13 @@ from typing import Any, Final
 
 import numpy as np
 
-from simulators.body import G_MPS2, Segment, segment_orientation, vertical_motion
+from simulators.body import (
+    G_MPS2,
+    Segment,
+    lateral_sway_m,
+    segment_orientation,
+    vertical_motion,
+)
 from simulators.model import VirtualRunner, simulate
 from simulators.physiology import breath_waveform
 from simulators.scenario import Scenario
@@ -62,6 +73,8 @@ METRIC_NAMES: Final = (
     "breath_depth_rel",
     "steps_per_breath",
     "heart_rate_bpm",
+    "lateral_sway_cm",
+    "lean_variability_deg",
 )
 
 TRUTH_RATE_HZ: Final = 200.0
@@ -69,6 +82,8 @@ CONTACT_THRESHOLD_G: Final = 0.1
 GAIT_WINDOW_S: Final = 5.0
 BREATH_WINDOW_S: Final = 15.0
 HEART_WINDOW_S: Final = 5.0
+LEAN_VARIABILITY_WINDOW_S: Final = 30.0
+LEAN_VARIABILITY_MIN_STRIDES: Final = 12
 MAX_STEP_S: Final = 1.0
 MAX_CONTACT_S: Final = 0.6
 MIN_STEPPING_SPM: Final = 60.0
@@ -86,6 +101,7 @@ class Gait:
     step_ok: np.ndarray[tuple[int], np.dtype[np.bool_]]  # step i: touchdown i to i + 1
     step_vo_m: FloatArray
     stride_rotation_deg: FloatArray  # stride i: touchdown i to i + 2; NaN if not a stride
+    stride_sway_m: FloatArray  # stride i, like the rotation
     lean_t_s: FloatArray  # the grid and the running integral of pitch on it
     lean_integral_rad_s: FloatArray
 
@@ -122,11 +138,12 @@ class _Sampled:
     height_m: FloatArray
     azimuth_rad: FloatArray  # of the segment whose rotation truth reports
     pitch_rad: FloatArray  # of the thorax
+    sway_m: FloatArray  # of the segment whose rotation truth reports
 
 
 def _sample(runner: VirtualRunner, segment: Segment) -> _Sampled:
     grid = np.arange(0.0, runner.duration_s, 1.0 / TRUTH_RATE_HZ)
-    force, height, azimuth, pitch = (np.empty(grid.size) for _ in range(4))
+    force, height, azimuth, pitch, sway = (np.empty(grid.size) for _ in range(5))
     per_chunk = int(_CHUNK_S * TRUTH_RATE_HZ)  # bounded temporaries for any duration
     for start in range(0, grid.size, per_chunk):
         part = slice(start, start + per_chunk)
@@ -139,7 +156,8 @@ def _sample(runner: VirtualRunner, segment: Segment) -> _Sampled:
             azimuth[part] = thorax[:, 0]
         else:
             azimuth[part] = segment_orientation(runner.body, grid[part], segment)[:, 0]
-    return _Sampled(grid, force, height, azimuth, pitch)
+        sway[part] = lateral_sway_m(runner.body, grid[part], segment)
+    return _Sampled(grid, force, height, azimuth, pitch, sway)
 
 
 def _contacts(runner: VirtualRunner, sampled: _Sampled) -> tuple[FloatArray, FloatArray]:
@@ -173,7 +191,11 @@ def _step_oscillation(sampled: _Sampled, touchdown: FloatArray) -> FloatArray:
 
 def _stride_rotation(sampled: _Sampled, touchdown: FloatArray) -> FloatArray:
     """Per stride (touchdown i to i + 2): peak-to-peak azimuth after removing the chord, °."""
-    t = sampled.t_s
+    return np.rad2deg(_stride_ptp(sampled.t_s, sampled.azimuth_rad, touchdown))
+
+
+def _stride_ptp(t: FloatArray, values: FloatArray, touchdown: FloatArray) -> FloatArray:
+    """Per stride (touchdown i to i + 2): peak-to-peak of ``values`` after removing the chord."""
     rotation = np.full(max(touchdown.size - 2, 0), np.nan)
     for parity in (0, 1):  # strides from either foot: two tilings of the time axis
         bounds = touchdown[parity::2]
@@ -182,12 +204,10 @@ def _stride_rotation(sampled: _Sampled, touchdown: FloatArray) -> FloatArray:
         inside = (t >= bounds[0]) & (t < bounds[-1])
         t_in = t[inside]
         k = np.searchsorted(bounds, t_in, side="right") - 1
-        az_bounds = np.interp(bounds, t, sampled.azimuth_rad)
+        az_bounds = np.interp(bounds, t, values)
         frac = (t_in - bounds[k]) / (bounds[k + 1] - bounds[k])
         chord = az_bounds[k] + frac * (az_bounds[k + 1] - az_bounds[k])
-        ptp = np.rad2deg(
-            _reduce_ptp(sampled.azimuth_rad[inside] - chord, np.searchsorted(t_in, bounds[:-1]))
-        )
+        ptp = _reduce_ptp(values[inside] - chord, np.searchsorted(t_in, bounds[:-1]))
         rotation[parity::2][: ptp.size] = ptp
     return rotation
 
@@ -207,6 +227,9 @@ def measure_gait(runner: VirtualRunner, segment: Segment) -> Gait:
         step_ok=step_ok,
         step_vo_m=_step_oscillation(sampled, touchdown),
         stride_rotation_deg=rotation,
+        stride_sway_m=np.where(
+            stride_ok, _stride_ptp(sampled.t_s, sampled.sway_m, touchdown), np.nan
+        ),
         lean_t_s=sampled.t_s,
         lean_integral_rad_s=lean_integral / TRUTH_RATE_HZ,
     )
@@ -260,6 +283,7 @@ def _gait_metrics(gait: Gait, t_s: FloatArray) -> dict[str, FloatArray]:
     contact = _window_mean(gait.contact_s, first, stop - still_on) * 1000.0
     vo = _window_mean(np.where(gait.step_ok, gait.step_vo_m, np.nan), first, stop - 1) * 100.0
     rotation = _window_mean(gait.stride_rotation_deg, first, stop - 2)
+    sway = _window_mean(gait.stride_sway_m, first, stop - 2) * 100.0
     # Lean: whole strides from the window's first touchdown, none of them interrupted.
     n_steps = np.maximum(stop - first - 1, 0)
     last = first + 2 * (n_steps // 2)
@@ -282,7 +306,36 @@ def _gait_metrics(gait: Gait, t_s: FloatArray) -> dict[str, FloatArray]:
         "vertical_oscillation_cm": vo,
         "trunk_rotation_deg": rotation,
         "trunk_lean_deg": lean,
+        "lateral_sway_cm": sway,
+        "lean_variability_deg": _lean_variability(gait, t_s),
     }
+
+
+def _lean_variability(gait: Gait, t_s: FloatArray) -> FloatArray:
+    """Spread of stride-averaged lean over the strides ending in the last 30 s."""
+    td = gait.touchdown_s
+    if td.size < 3:
+        return np.full(t_s.size, np.nan)
+    integral = np.interp(td, gait.lean_t_s, gait.lean_integral_rad_s)
+    stride_ok = gait.step_ok[:-1] & gait.step_ok[1:]
+    lean = np.rad2deg((integral[2:] - integral[:-2]) / (td[2:] - td[:-2]))
+    lean = np.where(stride_ok, lean, np.nan)
+    ends = td[2:]
+    first = np.searchsorted(ends, t_s - LEAN_VARIABILITY_WINDOW_S, side="right")
+    stop = np.searchsorted(ends, t_s, side="right")
+    ok = np.isfinite(lean)
+    x = np.where(ok, lean, 0.0)
+    s0 = np.concatenate(([0], np.cumsum(ok)))
+    s1 = np.concatenate(([0.0], np.cumsum(x)))
+    s2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    n = s0[stop] - s0[first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (s1[stop] - s1[first]) / n
+        var = ((s2[stop] - s2[first]) - n * mean * mean) / (n - 1)
+    out: FloatArray = np.where(
+        n >= LEAN_VARIABILITY_MIN_STRIDES, np.sqrt(np.maximum(var, 0.0)), np.nan
+    )
+    return out
 
 
 def _breathing_metrics(runner: VirtualRunner, t_s: FloatArray) -> dict[str, FloatArray]:
@@ -316,8 +369,9 @@ def _observable(scenario: Scenario) -> set[str]:
             "vertical_oscillation_cm",
             "ground_contact_ms",
         }
+        seen.add("lateral_sway_cm")
         if placements & {"chest", "upper_back"}:
-            seen.add("trunk_lean_deg")
+            seen |= {"trunk_lean_deg", "lean_variability_deg"}
     if "runmon_breath" in profiles:
         seen |= {"breathing_rate_bpm", "breath_depth_rel"}
         if "cadence_spm" in seen:

@@ -28,6 +28,7 @@ GOOD: Row = {
     "breathing_rate_bpm": 43.0,
     "breath_depth_rel": 1.0,
     "heart_rate_bpm": 150.0,
+    "lean_variability_deg": 0.5,
 }
 STANDING: Row = {"speed_mps": 0.0, "cadence_spm": 0.0, "heart_rate_bpm": 80.0}
 CALIBRATED: Quality = {"trunk_lean_deg": "ok"}
@@ -184,10 +185,10 @@ def test_each_form_rule_fires_on_its_fault_and_nothing_else(
 
 def test_core_engage_from_lean_variability_needs_more_than_noise() -> None:
     coach = _with_baseline()
-    # ±0.5° wobble is noise: under the 1.5° floor.
-    noise = _drive(coach, 500, 620, lambda t: {**GOOD, "trunk_lean_deg": 8.0 + (t % 2 - 0.5)})
+    # Twice a tiny baseline spread is still noise: under the 1.5° floor.
+    noise = _drive(coach, 500, 620, {**GOOD, "lean_variability_deg": 1.2})
     assert _form(noise) == []
-    wobble = _drive(coach, 620, 760, lambda t: {**GOOD, "trunk_lean_deg": 8.0 + 4.0 * (t % 2)})
+    wobble = _drive(coach, 620, 760, {**GOOD, "lean_variability_deg": 2.2})
     assert {c.split("@")[0] for c in _form(wobble)} == {"core_engage"}
 
 
@@ -401,3 +402,16 @@ def test_same_stream_same_cues() -> None:
         return out
 
     assert once() == once()
+
+
+def test_an_uncorrected_fault_is_repeated_ever_less_often() -> None:
+    coach = _with_baseline()
+    cues = _drive(coach, 500, 2600, {**GOOD, "trunk_rotation_deg": 7.0})
+    times = [c.t_s for c in cues if c.code == "arm_swing"]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == [120, 240, 480, 960]
+    # Corrected, then the same fault again: the short cooldown is back.
+    _drive(coach, 2600, 2700, GOOD)
+    again = _drive(coach, 2700, 3000, {**GOOD, "trunk_rotation_deg": 7.0})
+    times = [c.t_s for c in again if c.code == "arm_swing"]
+    assert times[1] - times[0] == 120

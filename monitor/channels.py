@@ -1,0 +1,168 @@
+"""One channel per worn sensor: decode its notifications, time its samples, feed its estimators.
+
+A channel knows its profile's characteristics; it hands decoded, timed data to the estimators
+that profile drives and answers "what do you measure at t?" for the fusion step. A payload that
+does not decode raises :class:`~sensors.errors.DecodeError`; the session counts it and goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from monitor.estimators.footpod import FootpodEstimator
+from monitor.estimators.trunk import TrunkImuEstimator
+from monitor.metrics import MetricName, MetricValue
+from sensors import uuids
+from sensors.gatt import decoder_for
+from sensors.gatt.battery import decode_battery_level
+from sensors.gatt.polar_pmd import PmdMeasurementType, decode_pmd_data
+from sensors.gatt.rsc import decode_rsc_measurement
+from sensors.gatt.runmon_imu import decode_imu_block
+from sensors.profiles import DEFAULT_MOUNTS
+from sensors.recording import MountSpec, Notification, SensorSpec
+from sensors.timing import SequenceTimer, TimestampTimer
+
+
+@dataclass(slots=True)
+class SensorState:
+    """What the service reports on ``sensors/{sensor}``."""
+
+    connected: bool = False
+    battery_pct: int | None = None
+    last_data_t_s: float | None = None
+    decode_errors: int = 0
+
+
+class Estimator(Protocol):
+    """What every streaming estimator answers, once per second of data time."""
+
+    @property
+    def provides(self) -> tuple[MetricName, ...]: ...
+
+    def metrics_at(self, t_s: float) -> dict[MetricName, MetricValue]: ...
+
+
+class Channel:
+    """A sensor whose data runmon decodes but does not (yet) estimate from."""
+
+    #: The estimators this channel feeds, for the fusion step.
+    estimators: tuple[Estimator, ...] = ()
+
+    def __init__(self, spec: SensorSpec) -> None:
+        self.spec = spec
+        self.state = SensorState()
+
+    def handle(self, note: Notification) -> None:
+        """Decode and use one notification; raises DecodeError for a bad payload."""
+        if note.char == uuids.BATTERY_LEVEL:
+            self.state.battery_pct = decode_battery_level(note.payload).level_pct
+            return
+        self.handle_data(note)
+        self.state.last_data_t_s = note.t
+
+    def handle_data(self, note: Notification) -> None:
+        decoder = decoder_for(note.char)
+        if decoder is not None:
+            decoder(note.payload)
+
+    def reconnected(self) -> None:
+        """The link came back: sample numbering may restart."""
+
+
+class FootpodChannel(Channel):
+    def __init__(self, spec: SensorSpec) -> None:
+        super().__init__(spec)
+        self.footpod = FootpodEstimator(
+            cadence_unit=spec.cadence_unit, speed_factor=spec.speed_factor
+        )
+        self.estimators = (self.footpod,)
+
+    def handle_data(self, note: Notification) -> None:
+        if note.char == uuids.RSC_MEASUREMENT:
+            self.footpod.update(note.t, decode_rsc_measurement(note.payload))
+        else:
+            super().handle_data(note)
+
+
+def _mount(spec: SensorSpec) -> MountSpec:
+    mount = spec.effective_mount
+    if mount is not None:
+        return mount
+    default = DEFAULT_MOUNTS["runmon_imu"]
+    return MountSpec(forward=default["forward"], left=default["left"], up=default["up"])
+
+
+class ImuChannel(Channel):
+    """A runmon IMU strap: sequence-numbered blocks of acc (and gyro)."""
+
+    def __init__(self, spec: SensorSpec) -> None:
+        super().__init__(spec)
+        self.trunk: TrunkImuEstimator | None = None
+        self.timer: SequenceTimer | None = None
+
+    def handle_data(self, note: Notification) -> None:
+        if note.char != uuids.RUNMON_IMU_DATA:
+            super().handle_data(note)
+            return
+        block = decode_imu_block(note.payload)
+        if self.trunk is None or self.timer is None:
+            self.timer = SequenceTimer(block.sample_rate_hz)
+            self.trunk = TrunkImuEstimator(
+                mount=_mount(self.spec),
+                sample_rate_hz=block.sample_rate_hz,
+                placement=self.spec.placement,
+            )
+            self.estimators = (self.trunk,)
+        timed = self.timer.push(note.t, block.sequence, block.acc_g.shape[0])
+        if timed is None:
+            return
+        start = timed.start
+        gyro = None if block.gyro_dps is None else block.gyro_dps[start:]
+        self.trunk.update(timed.t_s, block.acc_g[start:], gyro)
+
+    def reconnected(self) -> None:
+        if self.timer is not None:
+            self.timer.reset()
+
+
+class PmdChannel(Channel):
+    """A Polar PMD strap (H10): accelerometer frames stamped by the sensor's clock, no gyro."""
+
+    def __init__(self, spec: SensorSpec) -> None:
+        super().__init__(spec)
+        settings = (spec.settings or {}).get("acc", {})
+        self.sample_rate_hz = float(settings.get("sample_rate_hz", 200))
+        self.timer = TimestampTimer(self.sample_rate_hz)
+        self.trunk = TrunkImuEstimator(
+            mount=_mount(spec), sample_rate_hz=self.sample_rate_hz, placement=spec.placement
+        )
+        self.estimators = (self.trunk,)
+
+    def handle_data(self, note: Notification) -> None:
+        if note.char != uuids.PMD_DATA:
+            super().handle_data(note)
+            return
+        frame = decode_pmd_data(note.payload)
+        if frame.measurement_type != PmdMeasurementType.ACC:
+            return
+        timed = self.timer.push(note.t, frame.timestamp_ns, frame.samples.shape[0])
+        if timed is None:
+            return
+        self.trunk.update(timed.t_s, np.asarray(frame.samples[timed.start :]), None)
+
+    def reconnected(self) -> None:
+        self.timer.reset()
+
+
+def make_channel(spec: SensorSpec) -> Channel:
+    """The channel for a header's sensor entry."""
+    if spec.profile == "rsc":
+        return FootpodChannel(spec)
+    if spec.profile == "runmon_imu":
+        return ImuChannel(spec)
+    if spec.profile == "polar_pmd":
+        return PmdChannel(spec)
+    return Channel(spec)

@@ -1,0 +1,107 @@
+"""Fusion: one value per metric from whatever sensors measured it.
+
+Cadence from a footpod and a trunk IMU is combined by inverse variance (the IMU times every
+step; a footpod reports a rounded, smoothed number), unless they disagree by more than a
+footpod unit mix-up could explain, when the IMU wins. Stride length is always derived from the
+fused speed and cadence (DESIGN §3.1). Steps per breath is cadence over breathing rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from monitor.metrics import METRIC_NAMES, MetricName, MetricValue
+
+#: Typical errors (1 sigma) of cadence sources, steps/min.
+CADENCE_SIGMA_IMU_SPM: Final = 0.5
+CADENCE_SIGMA_FOOTPOD_SPM: Final = 1.5
+#: Disagreement beyond this means one source is wrong (a footpod counting strides as steps).
+CADENCE_DISAGREE_SPM: Final = 10.0
+#: Below this cadence nobody is stepping: stride length is undefined.
+MIN_STEPPING_SPM: Final = 60.0
+
+_QUALITY_RANK: Final = {
+    "ok": 0,
+    "relative": 1,
+    "uncalibrated": 2,
+    "warming_up": 3,
+    "stale": 4,
+    "missing": 5,
+}
+
+
+def _best(values: list[MetricValue]) -> MetricValue:
+    """A value over no value; then the better quality."""
+    return min(values, key=lambda v: (v.value is None, _QUALITY_RANK[v.quality]))
+
+
+def fuse(
+    footpod: Mapping[MetricName, MetricValue] | None,
+    trunks: Iterable[Mapping[MetricName, MetricValue]],
+    others: Iterable[Mapping[MetricName, MetricValue]] = (),
+) -> dict[MetricName, MetricValue]:
+    """All metrics of a row from the estimators' answers (absent ones are ``missing``)."""
+    candidates: dict[MetricName, list[MetricValue]] = {}
+    trunk_list = list(trunks)
+    for source in [*trunk_list, *others]:
+        for name, value in source.items():
+            candidates.setdefault(name, []).append(value)
+    out: dict[MetricName, MetricValue] = {
+        name: _best(values) for name, values in candidates.items() if name != "cadence_spm"
+    }
+    out["cadence_spm"] = _fuse_cadence(
+        None if footpod is None else footpod.get("cadence_spm"),
+        [t["cadence_spm"] for t in trunk_list if "cadence_spm" in t],
+    )
+    if footpod is not None:
+        out["speed_mps"] = footpod["speed_mps"]
+    out["stride_length_m"] = _stride_length(out.get("speed_mps"), out["cadence_spm"], footpod)
+    out["steps_per_breath"] = _steps_per_breath(out["cadence_spm"], out.get("breathing_rate_bpm"))
+    missing = MetricValue.missing()
+    return {name: out.get(name, missing) for name in METRIC_NAMES}
+
+
+def _fuse_cadence(footpod: MetricValue | None, imus: list[MetricValue]) -> MetricValue:
+    imu = _best(imus) if imus else None
+    if footpod is None and imu is None:
+        return MetricValue.missing()
+    if imu is None or imu.value is None:
+        assert footpod is not None or imu is not None
+        if footpod is not None and (footpod.value is not None or imu is None):
+            return footpod
+        assert imu is not None
+        return imu
+    if footpod is None or footpod.value is None:
+        return imu
+    if abs(imu.value - footpod.value) > CADENCE_DISAGREE_SPM:
+        return imu
+    w_imu = 1.0 / CADENCE_SIGMA_IMU_SPM**2
+    w_pod = 1.0 / CADENCE_SIGMA_FOOTPOD_SPM**2
+    return MetricValue((w_imu * imu.value + w_pod * footpod.value) / (w_imu + w_pod), "ok")
+
+
+def _stride_length(
+    speed: MetricValue | None,
+    cadence: MetricValue,
+    footpod: Mapping[MetricName, MetricValue] | None,
+) -> MetricValue:
+    if speed is None:
+        return MetricValue.missing()
+    if speed.value is None or cadence.value is None:
+        quality = speed.quality if speed.value is None else cadence.quality
+        return MetricValue(None, quality)
+    if cadence.value < MIN_STEPPING_SPM or speed.value <= 0.0:
+        return MetricValue(None, "ok")
+    quality = speed.quality if speed.quality != "ok" else cadence.quality
+    return MetricValue(speed.value / (cadence.value / 60.0), quality)
+
+
+def _steps_per_breath(cadence: MetricValue, rate: MetricValue | None) -> MetricValue:
+    if rate is None:
+        return MetricValue.missing()
+    if rate.value is None or cadence.value is None:
+        return MetricValue(None, rate.quality if rate.value is None else cadence.quality)
+    if rate.value <= 0.0 or cadence.value < MIN_STEPPING_SPM:
+        return MetricValue(None, "ok")
+    return MetricValue(cadence.value / rate.value, rate.quality)
