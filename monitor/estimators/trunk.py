@@ -276,9 +276,7 @@ class TrunkImuEstimator:
 
     def _lean_deg(self, gravity: FloatArray) -> FloatArray:
         """Forward inclination against the reference posture, per sample."""
-        out: FloatArray = np.degrees(
-            np.arctan2(-gravity @ self.forward_ref, gravity @ self.up_ref)
-        )
+        out: FloatArray = np.degrees(np.arctan2(-gravity @ self.forward_ref, gravity @ self.up_ref))
         return out
 
     # -- output ------------------------------------------------------------------------------
