@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rules.catalog import FORM_CODES
 from simulators.errors import ScenarioError
 from simulators.scenario import (
     BODY_TARGETS,
@@ -113,13 +114,14 @@ def test_body_targets_default_to_a_normal_runner_until_set() -> None:
             assert s.target(name, t)[0] == info.default
 
 
-def test_shipped_scenarios_load_and_footpod_ones_stay_footpod_only() -> None:
+def test_shipped_scenarios_load_and_the_demo_runner_stays_footpod_only() -> None:
     names = builtin_scenario_names()
-    assert {"steady", "stride_shorten", "steady_imu"} <= set(names)
+    assert {"steady", "stride_shorten", "fatigue", *FORM_CODES} <= set(names)
     for name in names:
         load_scenario(name)
-    for name in ("steady", "stride_shorten"):
-        assert {spec.profile for spec in load_scenario(name).sensors.values()} == {"rsc"}
-    imu = load_scenario("steady_imu").sensors_of("runmon_imu")
+    assert {spec.profile for spec in load_scenario("stride_shorten").sensors.values()} == {"rsc"}
+    steady = {spec.profile for spec in load_scenario("steady").sensors.values()}
+    assert steady == {"rsc", "runmon_imu", "heart_rate", "runmon_breath"}
+    imu = load_scenario("steady").sensors_of("runmon_imu")
     assert imu
     assert all(isinstance(spec, ImuSpec) for spec in imu.values())

@@ -151,7 +151,7 @@ def test_write_truth_writes_strict_json(tmp_path: Path) -> None:
 
 
 def test_a_90_minute_imu_recording_and_its_truth_simulate_quickly(tmp_path: Path) -> None:
-    long_run = load_scenario("steady_imu").model_copy(update={"duration_s": 5400.0})
+    long_run = load_scenario("steady").model_copy(update={"duration_s": 5400.0})
     started = time.perf_counter()
     lines = write_recording(long_run, tmp_path / "long.jsonl", seed=1)
     recording_s = time.perf_counter() - started

@@ -1,7 +1,7 @@
-"""Gait numerics from a trunk sensor: foot contacts, vertical oscillation, per-stride rotation.
+"""Foot contacts from a trunk sensor's vertical specific force.
 
-Pure functions over numpy arrays (and one small streaming contact detector), so they run the
-same on simulated straps, recordings and the real force-plate data set.
+A pure function over numpy arrays and its streaming twin, so they run the same on simulated
+straps, recordings and the real force-plate data set.
 
 A *contact* is where the sensor's vertical specific force (along the world vertical, in g) is
 above a threshold: the trunk is pushed up only while a foot is on the ground, and in flight it
@@ -125,42 +125,3 @@ def detect_contacts(
     # Close what the end of the data leaves pending.
     contacts += detector.push(np.array([t_s[-1] + 1.0]), np.array([0.0]))
     return contacts
-
-
-def step_oscillation_m(t_s: FloatArray, vertical_acc_mps2: FloatArray) -> float | None:
-    """Peak-to-peak vertical displacement over one step (touchdown to touchdown).
-
-    Over a whole step of steady running the trunk returns to the same height at the same
-    vertical speed, so the acceleration's mean (a bias from orientation or scale error) and the
-    velocity's mean are removed before integrating: no drift, no integration constants.
-    """
-    if t_s.size < 8:
-        return None
-    dt = np.diff(t_s)
-    acc = vertical_acc_mps2 - _time_mean(t_s, vertical_acc_mps2)
-    vel = np.concatenate(([0.0], np.cumsum(0.5 * (acc[1:] + acc[:-1]) * dt)))
-    vel -= _time_mean(t_s, vel)
-    pos = np.concatenate(([0.0], np.cumsum(0.5 * (vel[1:] + vel[:-1]) * dt)))
-    # The ends must meet: remove what is left of a linear drift.
-    span = t_s[-1] - t_s[0]
-    pos -= (pos[-1] - pos[0]) * (t_s - t_s[0]) / span
-    return float(pos.max() - pos.min())
-
-
-def stride_rotation_deg(t_s: FloatArray, azimuth_deg: FloatArray) -> float | None:
-    """Peak-to-peak azimuth over one stride after removing the straight line between its ends
-    (a bend's turn, a gyro bias): what is left is the trunk's own rotation."""
-    if t_s.size < 8:
-        return None
-    span = t_s[-1] - t_s[0]
-    line = azimuth_deg[0] + (azimuth_deg[-1] - azimuth_deg[0]) * (t_s - t_s[0]) / span
-    rel = azimuth_deg - line
-    return float(rel.max() - rel.min())
-
-
-def _time_mean(t_s: FloatArray, x: FloatArray) -> float:
-    """Time-weighted (trapezoid) mean of ``x``: samples may be unevenly spaced after a loss."""
-    span = t_s[-1] - t_s[0]
-    if span <= 0:
-        return float(x.mean())
-    return float(np.sum(0.5 * (x[1:] + x[:-1]) * np.diff(t_s)) / span)

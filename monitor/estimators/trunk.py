@@ -1,4 +1,4 @@
-"""Trunk metrics from an IMU strap: cadence, lean, rotation, vertical oscillation, contact time.
+"""Trunk metrics from an IMU strap: cadence, lean, rotation, bounce, contact time, sway.
 
 Streaming and causal. Blocks of samples (already timed by :mod:`sensors.timing`) are queued as
 they arrive and processed together when metrics are asked for, once per second of data time:
@@ -7,15 +7,21 @@ one vectorised pass over ~200 samples costs far less than ten small ones, and th
 
 Per sample: the declared mount turns sensor axes into body axes (forward, left, up); VQF gives
 the body's orientation against the vertical; from it come the world-vertical specific force
-(foot contacts, bounce), the direction of gravity in the body (lean) and where the body's
-forward axis points (rotation). Per step and stride, gait numerics in :mod:`.gait`.
+(foot contacts, bounce), the lean against the reference posture, where the body's forward axis
+points (rotation) and the acceleration across the running direction (sway). The last few
+seconds are kept with running integrals, so each step's and stride's numbers are a handful of
+array operations on a slice (see :mod:`.gait` for the definitions they implement).
 
 Calibration: while the runner stands still before running (``calibrate_stand``), the mean
 acceleration is the body's "up" in its standing posture and the mean gyro the gyro's bias.
 Lean is then measured against that posture (quality ``ok``); without a standing phase the
 declared mount is the reference and lean is ``uncalibrated``. A strap without a gyro (a Polar
 H10) low-passes the acceleration instead: its lean is biased by the trunk's within-stride pitch
-swing (DESIGN §3.3), so it is ``relative``, and rotation cannot be measured at all.
+swing (DESIGN §3.3), so it is ``relative``, and rotation and sway cannot be measured at all.
+
+Lost packets: the orientation filter is fed linearly interpolated samples across a gap of up
+to ``BRIDGE_GAP_S`` (so its integration does not skip the rotation that happened meanwhile);
+those samples are not measured from, and steps or strides spanning a gap are not counted.
 """
 
 from __future__ import annotations
@@ -33,10 +39,8 @@ from monitor.estimators.gait import (
     Contact,
     ContactDetector,
     FloatArray,
-    step_oscillation_m,
-    stride_rotation_deg,
 )
-from monitor.estimators.orientation import OrientationFilter, mount_matrix, rotate, rotate_inverse
+from monitor.estimators.orientation import OrientationFilter, mount_matrix, rotation_matrices
 from monitor.metrics import STALE_AFTER_S, MetricName, MetricValue, Quality
 from sensors.recording import MountSpec
 
@@ -53,13 +57,21 @@ STILL_MIN_S: Final = 2.0
 BRIDGE_GAP_S: Final = 0.5
 #: Time constant of the accelerometer-only gravity estimate.
 ACC_ONLY_TAU_S: Final = 2.0
+#: Time constant of the running direction (the trunk's own yaw swings around it every stride).
+HEADING_TAU_S: Final = 0.7
 #: Lean variability: spread of stride-averaged lean over this long (DESIGN §1: 30 s) ...
 LEAN_VARIABILITY_WINDOW_S: Final = 30.0
 #: ... from at least this many strides (two steps each, one starting at every touchdown).
 LEAN_VARIABILITY_MIN_STRIDES: Final = 12
+#: Fewer samples than this in a step: nothing to integrate.
+MIN_SAMPLES: Final = 8
 
 UP: Final = np.array([0.0, 0.0, 1.0])
 FORWARD: Final = np.array([1.0, 0.0, 0.0])
+
+# Columns of the sample buffer; the running integrals are derived from them.
+_VERTICAL, _AZIMUTH, _LEAN, _LATERAL = 0, 1, 2, 3
+_COLUMNS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,30 +86,84 @@ class _Step:
     lean_deg: float | None
 
 
-# Columns of the processed-sample buffer.
-_VERTICAL, _AZIMUTH, _GRAVITY, _HORIZONTAL = 0, 1, slice(2, 5), slice(5, 7)
-_COLUMNS = 7
+class _Samples:
+    """The last ``BUFFER_S`` of samples as contiguous arrays, with running integrals.
 
-
-class _Buffer:
-    """The last ``BUFFER_S`` of processed samples: times and a (n, 7) array per chunk."""
+    ``a1``/``a2``: first and second time integrals of the vertical acceleration (m/s², gravity
+    removed); ``l1``/``l2`` the same across the running direction; ``lean_int`` of the lean.
+    Recomputed over the buffer after each append (a few thousand samples: cheap).
+    """
 
     def __init__(self) -> None:
-        self.chunks: deque[tuple[FloatArray, FloatArray]] = deque()
+        self.t = np.empty(0)
+        self.cols = np.empty((0, _COLUMNS))
+        self.a1 = self.a2 = self.l1 = self.l2 = self.lean_int = np.empty(0)
+        self.gaps: deque[tuple[float, float]] = deque()
 
-    def append(self, t_s: FloatArray, columns: FloatArray) -> None:
-        self.chunks.append((t_s, columns))
-        while self.chunks and self.chunks[0][0][-1] < t_s[-1] - BUFFER_S:
-            self.chunks.popleft()
+    def append(self, t_s: FloatArray, cols: FloatArray, period_s: float) -> None:
+        if self.t.size:
+            if t_s[0] - self.t[-1] > 1.5 * period_s:
+                self.gaps.append((float(self.t[-1]), float(t_s[0])))
+            t_all = np.concatenate((self.t, t_s))
+            cols_all = np.concatenate((self.cols, cols))
+        else:
+            t_all, cols_all = t_s, cols
+        inner = np.flatnonzero(np.diff(t_s) > 1.5 * period_s)
+        self.gaps.extend((float(t_s[i]), float(t_s[i + 1])) for i in inner)
+        keep = np.searchsorted(t_all, t_all[-1] - BUFFER_S)
+        self.t, self.cols = t_all[keep:], cols_all[keep:]
+        while self.gaps and self.gaps[0][1] < self.t[0]:
+            self.gaps.popleft()
+        dt = np.diff(self.t)
+        self.a1, self.a2 = _integrals((self.cols[:, _VERTICAL] - 1.0) * G_MPS2, dt)
+        self.l1, self.l2 = _integrals(self.cols[:, _LATERAL] * G_MPS2, dt)
+        self.lean_int = _integral(self.cols[:, _LEAN], dt)
 
-    def between(self, start_s: float, end_s: float) -> tuple[FloatArray, FloatArray]:
-        """Samples with ``start_s <= t <= end_s`` (concatenated over chunks)."""
-        parts = [c for c in self.chunks if c[0][-1] >= start_s and c[0][0] <= end_s]
-        if not parts:
-            return np.empty(0), np.empty((0, _COLUMNS))
-        t = np.concatenate([p[0] for p in parts])
-        keep = (t >= start_s) & (t <= end_s)
-        return t[keep], np.concatenate([p[1] for p in parts])[keep]
+    def index(self, t_s: float) -> int:
+        """The sample nearest to ``t_s``."""
+        i = int(np.searchsorted(self.t, t_s))
+        if i >= self.t.size:
+            return self.t.size - 1
+        if i > 0 and t_s - self.t[i - 1] < self.t[i] - t_s:
+            return i - 1
+        return i
+
+    def gap_between(self, start_s: float, end_s: float) -> bool:
+        return any(a < end_s and b > start_s for a, b in self.gaps)
+
+    def double_integral_ptp(self, i0: int, i1: int, first: FloatArray, second: FloatArray) -> float:
+        """Peak-to-peak displacement over samples ``i0..i1`` that start and end at the same
+        place: the acceleration's mean is removed and the velocity chosen so the ends meet."""
+        span = self.t[i1] - self.t[i0]
+        d = self.t[i0 : i1 + 1] - self.t[i0]
+        mean_acc = (first[i1] - first[i0]) / span
+        pos = second[i0 : i1 + 1] - second[i0] - (first[i0] + 0.5 * mean_acc * d) * d
+        pos -= pos[-1] * d / span
+        return float(pos.max() - pos.min())
+
+    def chord_ptp(self, i0: int, i1: int, column: int) -> float:
+        """Peak-to-peak of a column over ``i0..i1`` after removing the straight line between
+        its ends (a bend's turn, a gyro bias)."""
+        x = self.cols[i0 : i1 + 1, column]
+        d = self.t[i0 : i1 + 1] - self.t[i0]
+        rel = x - (x[-1] - x[0]) * d / (self.t[i1] - self.t[i0])
+        return float(rel.max() - rel.min())
+
+    def mean(self, i0: int, i1: int) -> float:
+        """Time mean of the lean over ``i0..i1``."""
+        return float((self.lean_int[i1] - self.lean_int[i0]) / (self.t[i1] - self.t[i0]))
+
+
+def _integral(x: FloatArray, dt: FloatArray) -> FloatArray:
+    out = np.empty(x.size)
+    out[0] = 0.0
+    np.cumsum(0.5 * (x[1:] + x[:-1]) * dt, out=out[1:])
+    return out
+
+
+def _integrals(x: FloatArray, dt: FloatArray) -> tuple[FloatArray, FloatArray]:
+    first = _integral(x, dt)
+    return first, _integral(first, dt)
 
 
 class TrunkImuEstimator:
@@ -113,20 +179,23 @@ class TrunkImuEstimator:
     ) -> None:
         self.body_from_sensor = mount_matrix(mount)
         self.sample_rate_hz = sample_rate_hz
+        self.period_s = 1.0 / sample_rate_hz
         self.placement = placement or "chest"
         self.measures_lean = self.placement != "pelvis"
         self.window_s = window_s
         self._pending: list[tuple[FloatArray, FloatArray, FloatArray | None]] = []
         self._orientation = OrientationFilter(sample_rate_hz)
         self._has_gyro: bool | None = None
-        self._acc_state: FloatArray | None = None  # accelerometer-only low-pass state (3, 1)
+        self._acc_state: FloatArray | None = None  # accelerometer-only low-pass state
+        self._heading_state: FloatArray | None = None
         self._contacts = ContactDetector()
-        self._buffer = _Buffer()
+        self._samples = _Samples()
         self._steps: deque[_Step] = deque()
         self._stride_leans: deque[tuple[float, float]] = deque()
         self._touchdowns: deque[Contact] = deque(maxlen=3)
         self._last_t_s: float | None = None
         self._first_t_s: float | None = None
+        self._bridge_from: tuple[float, FloatArray, FloatArray] | None = None
         self._azimuth_offset_deg = 0.0
         self._last_azimuth_deg: float | None = None
         # Calibration: the standing posture's "up" and "forward" in body axes.
@@ -160,46 +229,81 @@ class TrunkImuEstimator:
             self._has_gyro = has_gyro
         if self._first_t_s is None:
             self._first_t_s = float(t_s[0])
-        gap_before = self._last_t_s is not None and t_s[0] - self._last_t_s > BRIDGE_GAP_S
-        if gap_before:
+        if self._last_t_s is not None and t_s[0] - self._last_t_s > BRIDGE_GAP_S:
             self._contacts.reset()
             self._touchdowns.clear()
+            self._bridge_from = None
         self._last_t_s = float(t_s[-1])
-        columns = np.empty((t_s.size, _COLUMNS))
+        cols = np.empty((t_s.size, _COLUMNS))
         if self._has_gyro and has_gyro:
             gyro = np.concatenate([g for g in gyros if g is not None]) @ self.body_from_sensor.T
             self._calibrate(t_s, acc, gyro)
-            quat = self._orientation.update(gyro, acc)
-            acc_world = rotate(quat, acc)
-            columns[:, _VERTICAL] = acc_world[:, 2]
-            columns[:, _HORIZONTAL] = acc_world[:, :2]
-            columns[:, _GRAVITY] = rotate_inverse(quat, np.broadcast_to(UP, acc.shape).copy())
-            forward_w = rotate(quat, np.broadcast_to(self.forward_ref, acc.shape).copy())
-            azimuth = np.degrees(np.arctan2(forward_w[:, 1], forward_w[:, 0]))
-            columns[:, _AZIMUTH] = self._unwrap(azimuth)
+            rot = rotation_matrices(self._orient(t_s, gyro, acc))
+            acc_world = np.einsum("nij,nj->ni", rot, acc)
+            cols[:, _VERTICAL] = acc_world[:, 2]
+            cols[:, _LEAN] = self._lean_deg(rot[:, 2, :])  # row 2: world up in body axes
+            forward_w = rot @ self.forward_ref
+            azimuth = self._unwrap(np.degrees(np.arctan2(forward_w[:, 1], forward_w[:, 0])))
+            cols[:, _AZIMUTH] = azimuth
+            heading = np.radians(self._heading(azimuth))
+            cols[:, _LATERAL] = -acc_world[:, 0] * np.sin(heading) + acc_world[:, 1] * np.cos(
+                heading
+            )
         else:
             self._calibrate(t_s, acc, None)
             gravity = self._acc_only_gravity(acc)
-            columns[:, _GRAVITY] = gravity
-            columns[:, _VERTICAL] = np.einsum("ij,ij->i", acc, gravity)
-            columns[:, _HORIZONTAL] = np.nan
-            columns[:, _AZIMUTH] = np.nan
-        self._buffer.append(t_s, columns)
-        for contact in self._contacts.push(t_s, columns[:, _VERTICAL]):
+            cols[:, _VERTICAL] = np.einsum("ij,ij->i", acc, gravity)
+            cols[:, _LEAN] = self._lean_deg(gravity)
+            cols[:, _AZIMUTH] = np.nan
+            cols[:, _LATERAL] = 0.0
+        self._samples.append(t_s, cols, self.period_s)
+        for contact in self._contacts.push(t_s, cols[:, _VERTICAL]):
             self._on_contact(contact)
+
+    def _orient(self, t_s: FloatArray, gyro: FloatArray, acc: FloatArray) -> FloatArray:
+        """VQF quaternions for the samples, bridging lost samples with interpolated ones."""
+        bridge = self._bridge_from
+        self._bridge_from = (float(t_s[-1]), gyro[-1], acc[-1])
+        if bridge is not None:
+            t_all = np.concatenate(([bridge[0]], t_s))
+            gyro_all = np.vstack((bridge[1], gyro))
+            acc_all = np.vstack((bridge[2], acc))
+        else:
+            t_all, gyro_all, acc_all = t_s, gyro, acc
+        slots = np.rint(np.diff(t_all) / self.period_s).astype(np.int64)
+        if slots.size == 0 or slots.max() <= 1:
+            return self._orientation.update(gyro, acc)
+        # Place the real samples on a full grid and interpolate the missing ones.
+        position = np.concatenate(([0], np.cumsum(np.maximum(slots, 1))))
+        grid = np.arange(position[-1] + 1)
+        gyro_full = np.column_stack([np.interp(grid, position, gyro_all[:, k]) for k in range(3)])
+        acc_full = np.column_stack([np.interp(grid, position, acc_all[:, k]) for k in range(3)])
+        start = 1 if bridge is not None else 0
+        quat = self._orientation.update(gyro_full[start:], acc_full[start:])
+        out: FloatArray = quat[position[start:] - start]
+        return out
 
     def _unwrap(self, azimuth_deg: FloatArray) -> FloatArray:
         """Continuous azimuth across blocks (no jumps at ±180°)."""
+        raw_last = float(azimuth_deg[-1])
         if self._last_azimuth_deg is not None:
-            azimuth_deg = np.concatenate(([self._last_azimuth_deg], azimuth_deg))
-            out = np.degrees(np.unwrap(np.radians(azimuth_deg)))[1:]
-            out += self._azimuth_offset_deg
-            # np.unwrap starts from the previous (raw) value: carry the accumulated offset.
+            joined = np.concatenate(([self._last_azimuth_deg], azimuth_deg))
+            out = np.degrees(np.unwrap(np.radians(joined)))[1:] + self._azimuth_offset_deg
         else:
             out = np.degrees(np.unwrap(np.radians(azimuth_deg)))
-        self._last_azimuth_deg = float(azimuth_deg[-1])
-        self._azimuth_offset_deg = float(out[-1] - self._last_azimuth_deg)
+        self._last_azimuth_deg = raw_last
+        self._azimuth_offset_deg = float(out[-1] - raw_last)
         return out
+
+    def _heading(self, azimuth_deg: FloatArray) -> FloatArray:
+        """The running direction: the azimuth smoothed over about a stride (causal)."""
+        alpha = 1.0 / (HEADING_TAU_S * self.sample_rate_hz)
+        b, a = np.array([alpha]), np.array([1.0, alpha - 1.0])
+        if self._heading_state is None:
+            self._heading_state = lfilter_zi(b, a) * azimuth_deg[0]
+        out, self._heading_state = lfilter(b, a, azimuth_deg, zi=self._heading_state)
+        result: FloatArray = out
+        return result
 
     def _acc_only_gravity(self, acc: FloatArray) -> FloatArray:
         """Low-passed acceleration direction: gravity, biased by the stride's pitch swing."""
@@ -210,6 +314,12 @@ class TrunkImuEstimator:
         smooth, self._acc_state = lfilter(b, a, acc, axis=0, zi=self._acc_state)
         norm = np.linalg.norm(smooth, axis=1, keepdims=True)
         out: FloatArray = smooth / np.where(norm > 0, norm, 1.0)
+        return out
+
+    def _lean_deg(self, gravity: FloatArray) -> FloatArray:
+        """Forward inclination against the reference posture, per sample."""
+        forward, up = gravity @ self.forward_ref, gravity @ self.up_ref
+        out: FloatArray = np.degrees(np.arctan2(-forward, up))
         return out
 
     def _calibrate(self, t_s: FloatArray, acc: FloatArray, gyro: FloatArray | None) -> None:
@@ -252,20 +362,24 @@ class TrunkImuEstimator:
         if previous is None:
             return
         start, end = previous.touchdown_s, contact.touchdown_s
-        if end - start > MAX_STEP_S:
+        samples = self._samples
+        if end - start > MAX_STEP_S or samples.gap_between(start, end):
             return
-        t, columns = self._buffer.between(start, end)
-        oscillation = step_oscillation_m(t, (columns[:, _VERTICAL] - 1.0) * G_MPS2)
+        i0, i1 = samples.index(start), samples.index(end)
+        if i1 - i0 < MIN_SAMPLES:
+            return
+        oscillation = samples.double_integral_ptp(i0, i1, samples.a1, samples.a2)
         rotation = sway = lean = None
         stride_start = self._touchdowns[0].touchdown_s
         if len(self._touchdowns) == 3 and end - stride_start <= 2 * MAX_STEP_S:
-            ts, stride = self._buffer.between(stride_start, end)
-            if self.measures_lean and ts.size >= 8:
-                lean = float(_time_mean(ts, self._lean_deg(stride[:, _GRAVITY])))
+            s0 = samples.index(stride_start)
+            # Lean changes slowly: a bridged gap in a stride barely moves its mean.
+            if self.measures_lean:
+                lean = samples.mean(s0, i1)
                 self._stride_leans.append((end, lean))
-            if self._has_gyro:
-                rotation = stride_rotation_deg(ts, stride[:, _AZIMUTH])
-                sway = _stride_sway_m(ts, stride)
+            if self._has_gyro and not samples.gap_between(stride_start, end):
+                rotation = samples.chord_ptp(s0, i1, _AZIMUTH)
+                sway = samples.double_integral_ptp(s0, i1, samples.l1, samples.l2)
         self._steps.append(
             _Step(end, start, previous.duration_s, oscillation, rotation, sway, lean)
         )
@@ -273,11 +387,6 @@ class TrunkImuEstimator:
             self._steps.popleft()
         while self._stride_leans and self._stride_leans[0][0] < end - LEAN_VARIABILITY_WINDOW_S:
             self._stride_leans.popleft()
-
-    def _lean_deg(self, gravity: FloatArray) -> FloatArray:
-        """Forward inclination against the reference posture, per sample."""
-        out: FloatArray = np.degrees(np.arctan2(-gravity @ self.forward_ref, gravity @ self.up_ref))
-        return out
 
     # -- output ------------------------------------------------------------------------------
 
@@ -327,10 +436,11 @@ class TrunkImuEstimator:
             return MetricValue(None, quality)
         n_strides = len(steps) // 2
         start, end = steps[-2 * n_strides].start_s, steps[-1].touchdown_s
-        t, columns = self._buffer.between(start, end)
-        if t.size < 8:
+        samples = self._samples
+        i0, i1 = samples.index(start), samples.index(end)
+        if i1 - i0 < MIN_SAMPLES:
             return MetricValue(None, quality)
-        return MetricValue(_time_mean(t, self._lean_deg(columns[:, _GRAVITY])), quality)
+        return MetricValue(samples.mean(i0, i1), quality)
 
     def _lean_variability(self, t_s: float) -> MetricValue:
         """Standard deviation of stride-averaged lean over the last 30 s (a relative measure:
@@ -346,27 +456,3 @@ def _mean_of(values: list[float | None], scale: float) -> MetricValue:
     if not present:
         return MetricValue(None, "ok")
     return MetricValue(scale * sum(present) / len(present), "ok")
-
-
-def _time_mean(t_s: FloatArray, x: FloatArray) -> float:
-    span = t_s[-1] - t_s[0]
-    if span <= 0:
-        return float(x.mean())
-    return float(np.sum(0.5 * (x[1:] + x[:-1]) * np.diff(t_s)) / span)
-
-
-def _stride_sway_m(t_s: FloatArray, stride: FloatArray) -> float | None:
-    """Peak-to-peak side-to-side displacement over a stride, across the running direction.
-
-    The running direction is the straight line of the stride's azimuth (the trunk's own yaw
-    oscillates around it); the horizontal acceleration across it, double-integrated with the
-    same drift removal as the vertical, is the sway.
-    """
-    azimuth = stride[:, _AZIMUTH]
-    span = t_s[-1] - t_s[0]
-    if t_s.size < 8 or span <= 0 or np.isnan(azimuth).any():
-        return None
-    heading = np.radians(azimuth[0] + (azimuth[-1] - azimuth[0]) * (t_s - t_s[0]) / span)
-    horizontal = stride[:, _HORIZONTAL]
-    lateral_g = -horizontal[:, 0] * np.sin(heading) + horizontal[:, 1] * np.cos(heading)
-    return step_oscillation_m(t_s, lateral_g * G_MPS2)
