@@ -56,7 +56,7 @@ def fuse(
     )
     if footpod is not None:
         out["speed_mps"] = footpod["speed_mps"]
-    out["stride_length_m"] = _stride_length(out.get("speed_mps"), out["cadence_spm"], footpod)
+    out["stride_length_m"] = stride_length(out.get("speed_mps"), out["cadence_spm"])
     out["steps_per_breath"] = _steps_per_breath(out["cadence_spm"], out.get("breathing_rate_bpm"))
     missing = MetricValue.missing()
     return {name: out.get(name, missing) for name in METRIC_NAMES}
@@ -81,11 +81,8 @@ def _fuse_cadence(footpod: MetricValue | None, imus: list[MetricValue]) -> Metri
     return MetricValue((w_imu * imu.value + w_pod * footpod.value) / (w_imu + w_pod), "ok")
 
 
-def _stride_length(
-    speed: MetricValue | None,
-    cadence: MetricValue,
-    footpod: Mapping[MetricName, MetricValue] | None,
-) -> MetricValue:
+def stride_length(speed: MetricValue | None, cadence: MetricValue) -> MetricValue:
+    """Distance per step (the running-watch convention): speed over steps per second."""
     if speed is None:
         return MetricValue.missing()
     if speed.value is None or cadence.value is None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from monitor.channels import FootpodChannel, SensorState, make_channel
+from monitor.estimators.speed import ImuSpeedModel
 from monitor.estimators.trunk import TrunkImuEstimator
-from monitor.fusion import fuse
+from monitor.fusion import fuse, stride_length
 from monitor.metrics import MetricName, MetricRow, MetricValue
 from rules.baseline import Baselines
 from rules.coach import Coach, CueDecision, SessionContext
@@ -81,6 +82,7 @@ class RunnerSession:
         self.coach = Coach(rules, baselines, context=context)
         self.diagnostics = SessionDiagnostics()
         self.channels = {spec.id: make_channel(spec) for spec in header.sensors}
+        self._speed_model = ImuSpeedModel()
         self.last_t_s = 0.0
         self._next_row_t_s = 1
         self._on_output = on_output
@@ -145,6 +147,7 @@ class RunnerSession:
         footpod: dict[MetricName, MetricValue] | None = None
         trunks: list[dict[MetricName, MetricValue]] = []
         others: list[dict[MetricName, MetricValue]] = []
+        feature: float | None = None
         for channel in self.channels.values():
             for estimator in channel.estimators:
                 metrics = estimator.metrics_at(t_s)
@@ -152,9 +155,29 @@ class RunnerSession:
                     footpod = metrics
                 elif isinstance(estimator, TrunkImuEstimator):
                     trunks.append(metrics)
+                    feature = feature or estimator.step_length_feature(t_s)
                 else:
                     others.append(metrics)
-        return fuse(footpod, trunks, others)
+        values = fuse(footpod, trunks, others)
+        if trunks:
+            self._imu_speed(values, footpod, feature)
+        return values
+
+    def _imu_speed(
+        self,
+        values: dict[MetricName, MetricValue],
+        footpod: dict[MetricName, MetricValue] | None,
+        feature: float | None,
+    ) -> None:
+        """Learn the IMU speed model while the footpod speaks; stand in for it when it does not."""
+        cadence = values["cadence_spm"].value
+        speed = None if footpod is None else footpod["speed_mps"]
+        if speed is not None and speed.value is not None and speed.quality == "ok":
+            if cadence is not None and feature is not None:
+                self._speed_model.learn(speed.value, cadence, feature)
+            return
+        values["speed_mps"] = self._speed_model.speed(cadence, feature)
+        values["stride_length_m"] = stride_length(values["speed_mps"], values["cadence_spm"])
 
     def _close_second(self, t_s: int) -> list[SessionOutput]:
         values = self.metrics_at(t_s)

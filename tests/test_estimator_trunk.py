@@ -184,3 +184,39 @@ def test_cadence_and_contact_time_on_real_sacral_force_plate_data() -> None:
     # Published anchors for a sacral sensor: about 1 step/min and 20 ms.
     assert float(np.mean(np.abs(cadence_err))) <= 1.5
     assert float(np.mean(np.abs(contact_err))) <= 20.0
+
+
+def test_imu_carries_speed_on_when_the_footpod_dies(tmp_path: Path) -> None:
+    scenario = load_scenario("steady").model_copy(update={"duration_s": 420.0})
+    path = tmp_path / "footpod_dies.jsonl"
+    write_recording(scenario, path, seed=9)
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [lines[0]] + [
+        line
+        for line in lines[1:]
+        if not (json.loads(line).get("sensor") == "foot" and json.loads(line)["t"] > 250)
+    ]
+    path.write_text("".join(kept))
+    truth = truth_series(scenario, 420.0, 9, observable_only=False)["series"]
+    rows = {row.t_s: row for row in analyze_recording(path).rows}
+    errors = []
+    for want in truth:
+        t_s = want["t_s"]
+        if 270 <= t_s < 420:
+            got = rows[t_s].value("speed_mps")
+            assert got is not None
+            assert rows[t_s].quality("speed_mps") == "ok"
+            errors.append(abs(got / want["speed_mps"] - 1.0))
+            assert rows[t_s].value("stride_length_m") is not None
+    assert float(np.mean(errors)) <= 0.10
+
+
+def test_imu_speed_without_any_footpod_is_uncalibrated(tmp_path: Path) -> None:
+    text = STEADY.read_text()
+    start, end = text.index("[sensors.foot]"), text.index("[sensors.chest]")
+    analysis, _ = _variant(
+        tmp_path, "no_footpod", text[:start] + text[end:], seed=10, duration_s=150
+    )
+    running = [row for row in analysis.rows if row.t_s > 90]
+    assert {row.quality("speed_mps") for row in running} == {"uncalibrated"}
+    assert all(row.value("speed_mps") is not None for row in running)

@@ -84,6 +84,8 @@ class _Step:
     rotation_deg: float | None
     sway_m: float | None
     lean_deg: float | None
+    #: Weinberg's step-length feature: (peak-to-peak vertical acceleration, m/s²)^¼.
+    length_feature: float
 
 
 class _Samples:
@@ -369,6 +371,8 @@ class TrunkImuEstimator:
         if i1 - i0 < MIN_SAMPLES:
             return
         oscillation = samples.double_integral_ptp(i0, i1, samples.a1, samples.a2)
+        vertical = samples.cols[i0 : i1 + 1, _VERTICAL]
+        length_feature = float(G_MPS2 * (vertical.max() - vertical.min())) ** 0.25
         rotation = sway = lean = None
         stride_start = self._touchdowns[0].touchdown_s
         if len(self._touchdowns) == 3 and end - stride_start <= 2 * MAX_STEP_S:
@@ -381,7 +385,9 @@ class TrunkImuEstimator:
                 rotation = samples.chord_ptp(s0, i1, _AZIMUTH)
                 sway = samples.double_integral_ptp(s0, i1, samples.l1, samples.l2)
         self._steps.append(
-            _Step(end, start, previous.duration_s, oscillation, rotation, sway, lean)
+            _Step(
+                end, start, previous.duration_s, oscillation, rotation, sway, lean, length_feature
+            )
         )
         while self._steps and self._steps[0].touchdown_s < end - BUFFER_S:
             self._steps.popleft()
@@ -423,6 +429,13 @@ class TrunkImuEstimator:
             out["trunk_lean_deg"] = self._lean(steps)
             out["lean_variability_deg"] = self._lean_variability(t_s)
         return out
+
+    def step_length_feature(self, t_s: float) -> float | None:
+        """Mean Weinberg feature of the steps in the window (for the IMU speed model)."""
+        steps = [s for s in self._steps if t_s - self.window_s < s.start_s and s.touchdown_s <= t_s]
+        if not steps or self._last_t_s is None or t_s - self._last_t_s > STALE_AFTER_S:
+            return None
+        return sum(s.length_feature for s in steps) / len(steps)
 
     def _lean_quality(self) -> Quality:
         if not self._has_gyro:
