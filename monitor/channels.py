@@ -12,14 +12,18 @@ from typing import Protocol
 
 import numpy as np
 
+from monitor.estimators.breathing import BreathingEstimator, RrBreathingEstimator
 from monitor.estimators.footpod import FootpodEstimator
+from monitor.estimators.heart_rate import HeartRateEstimator
 from monitor.estimators.trunk import TrunkImuEstimator
 from monitor.metrics import MetricName, MetricValue
 from sensors import uuids
 from sensors.gatt import decoder_for
 from sensors.gatt.battery import decode_battery_level
+from sensors.gatt.heart_rate import decode_heart_rate_measurement
 from sensors.gatt.polar_pmd import PmdMeasurementType, decode_pmd_data
 from sensors.gatt.rsc import decode_rsc_measurement
+from sensors.gatt.runmon_breath import decode_breath_block
 from sensors.gatt.runmon_imu import decode_imu_block
 from sensors.profiles import DEFAULT_MOUNTS
 from sensors.recording import MountSpec, Notification, SensorSpec
@@ -157,6 +161,54 @@ class PmdChannel(Channel):
         self.timer.reset()
 
 
+class BreathChannel(Channel):
+    """A runmon Breath band: sequence-numbered blocks of chest stretch."""
+
+    def __init__(self, spec: SensorSpec) -> None:
+        super().__init__(spec)
+        self.breathing: BreathingEstimator | None = None
+        self.timer: SequenceTimer | None = None
+
+    def handle_data(self, note: Notification) -> None:
+        if note.char != uuids.RUNMON_BREATH_DATA:
+            super().handle_data(note)
+            return
+        block = decode_breath_block(note.payload)
+        if (
+            self.breathing is None
+            or self.timer is None
+            or self.breathing.sample_rate_hz != block.sample_rate_hz
+        ):
+            self.timer = SequenceTimer(block.sample_rate_hz)
+            self.breathing = BreathingEstimator(sample_rate_hz=block.sample_rate_hz)
+            self.estimators = (self.breathing,)
+        timed = self.timer.push(note.t, block.sequence, block.stretch.shape[0])
+        if timed is not None:
+            self.breathing.update(timed.t_s, np.asarray(block.stretch[timed.start :]))
+
+    def reconnected(self) -> None:
+        if self.timer is not None:
+            self.timer.reset()
+
+
+class HeartRateChannel(Channel):
+    """A heart-rate strap: HR and RR intervals, and breathing rate from the RR's rhythm."""
+
+    def __init__(self, spec: SensorSpec) -> None:
+        super().__init__(spec)
+        self.heart = HeartRateEstimator()
+        self.rr_breathing = RrBreathingEstimator()
+        self.estimators = (self.heart,)
+
+    def handle_data(self, note: Notification) -> None:
+        if note.char != uuids.HEART_RATE_MEASUREMENT:
+            super().handle_data(note)
+            return
+        measurement = decode_heart_rate_measurement(note.payload)
+        self.heart.update(note.t, measurement)
+        self.rr_breathing.update(note.t, measurement)
+
+
 def make_channel(spec: SensorSpec) -> Channel:
     """The channel for a header's sensor entry."""
     if spec.profile == "rsc":
@@ -165,4 +217,8 @@ def make_channel(spec: SensorSpec) -> Channel:
         return ImuChannel(spec)
     if spec.profile == "polar_pmd":
         return PmdChannel(spec)
+    if spec.profile == "runmon_breath":
+        return BreathChannel(spec)
+    if spec.profile == "heart_rate":
+        return HeartRateChannel(spec)
     return Channel(spec)

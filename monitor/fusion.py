@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from monitor.estimators.breathing import steps_per_breath_metric
 from monitor.metrics import METRIC_NAMES, MetricName, MetricValue
 
 #: Typical errors (1 sigma) of cadence sources, steps/min.
@@ -57,7 +58,9 @@ def fuse(
     if footpod is not None:
         out["speed_mps"] = footpod["speed_mps"]
     out["stride_length_m"] = stride_length(out.get("speed_mps"), out["cadence_spm"])
-    out["steps_per_breath"] = _steps_per_breath(out["cadence_spm"], out.get("breathing_rate_bpm"))
+    rate = out.get("breathing_rate_bpm")
+    if rate is not None:
+        out["steps_per_breath"] = steps_per_breath_metric(out["cadence_spm"], rate)
     missing = MetricValue.missing()
     return {name: out.get(name, missing) for name in METRIC_NAMES}
 
@@ -92,13 +95,3 @@ def stride_length(speed: MetricValue | None, cadence: MetricValue) -> MetricValu
         return MetricValue(None, "ok")
     quality = speed.quality if speed.quality != "ok" else cadence.quality
     return MetricValue(speed.value / (cadence.value / 60.0), quality)
-
-
-def _steps_per_breath(cadence: MetricValue, rate: MetricValue | None) -> MetricValue:
-    if rate is None:
-        return MetricValue.missing()
-    if rate.value is None or cadence.value is None:
-        return MetricValue(None, rate.quality if rate.value is None else cadence.quality)
-    if rate.value <= 0.0 or cadence.value < MIN_STEPPING_SPM:
-        return MetricValue(None, "ok")
-    return MetricValue(cadence.value / rate.value, rate.quality)

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from monitor.channels import FootpodChannel, SensorState, make_channel
+from monitor.channels import (
+    BreathChannel,
+    FootpodChannel,
+    HeartRateChannel,
+    SensorState,
+    make_channel,
+)
+from monitor.estimators.breathing import steps_per_breath_metric
 from monitor.estimators.speed import ImuSpeedModel
 from monitor.estimators.trunk import TrunkImuEstimator
 from monitor.fusion import fuse, stride_length
@@ -161,7 +168,20 @@ class RunnerSession:
         values = fuse(footpod, trunks, others)
         if trunks:
             self._imu_speed(values, footpod, feature)
+        self._breathing(t_s, values)
         return values
+
+    def _breathing(self, t_s: float, values: dict[MetricName, MetricValue]) -> None:
+        """The band first; without one (or while it says nothing) the RR intervals' rhythm."""
+        cadence = values["cadence_spm"]
+        for channel in self.channels.values():
+            if isinstance(channel, BreathChannel) and channel.breathing is not None:
+                channel.breathing.note_cadence(t_s, cadence.value)
+            if isinstance(channel, HeartRateChannel) and values["breathing_rate_bpm"].value is None:
+                fallback = channel.rr_breathing.metrics_at(t_s)["breathing_rate_bpm"]
+                if fallback.value is not None or values["breathing_rate_bpm"].quality == "missing":
+                    values["breathing_rate_bpm"] = fallback
+                    values["steps_per_breath"] = steps_per_breath_metric(cadence, fallback)
 
     def _imu_speed(
         self,

@@ -22,9 +22,10 @@ motion the way the metric is defined, causally (the row at ``t_s`` uses motion u
   0 standing upright), time-averaged over the whole strides from the window's first touchdown.
 - ``lateral_sway_cm``: per stride, the peak-to-peak of the segment's side-to-side displacement
   after removing the chord; averaged over the window's strides.
-- ``lean_variability_deg``: the standard deviation of stride-averaged thorax pitch over the
-  strides (two steps, every touchdown starting one) that end in the last
-  ``LEAN_VARIABILITY_WINDOW_S``; null below ``LEAN_VARIABILITY_MIN_STRIDES`` strides.
+- ``lean_variability_deg``: the standard deviation of stride-averaged thorax pitch around its
+  least-squares line (a deliberate change of lean is not instability), over the strides (two
+  steps, every touchdown starting one) that end in the last ``LEAN_VARIABILITY_WINDOW_S``;
+  null below ``LEAN_VARIABILITY_MIN_STRIDES`` strides.
 - ``speed_mps``: distance run in the window ÷ its length; ``stride_length_m``: speed ÷ steps
   per second (null below 60 steps/min).
 - ``breathing_rate_bpm``: 60 × breaths ÷ their total time, over the breaths (onset to onset)
@@ -325,13 +326,20 @@ def _lean_variability(gait: Gait, t_s: FloatArray) -> FloatArray:
     stop = np.searchsorted(ends, t_s, side="right")
     ok = np.isfinite(lean)
     x = np.where(ok, lean, 0.0)
-    s0 = np.concatenate(([0], np.cumsum(ok)))
-    s1 = np.concatenate(([0.0], np.cumsum(x)))
-    s2 = np.concatenate(([0.0], np.cumsum(x * x)))
-    n = s0[stop] - s0[first]
+    u = np.where(ok, ends - ends[0], 0.0)  # stride end times, relative for precision
+
+    def window_sum(values: FloatArray) -> FloatArray:
+        sums = np.concatenate(([0.0], np.cumsum(values)))
+        out: FloatArray = sums[stop] - sums[first]
+        return out
+
+    n = window_sum(ok.astype(np.float64))
+    su, sx = window_sum(u), window_sum(x)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (s1[stop] - s1[first]) / n
-        var = ((s2[stop] - s2[first]) - n * mean * mean) / (n - 1)
+        stt = window_sum(u * u) - su * su / n
+        sxx = window_sum(x * x) - sx * sx / n
+        stx = window_sum(u * x) - su * sx / n
+        var = (sxx - np.where(stt > 0, stx * stx / stt, 0.0)) / (n - 2)
     out: FloatArray = np.where(
         n >= LEAN_VARIABILITY_MIN_STRIDES, np.sqrt(np.maximum(var, 0.0)), np.nan
     )

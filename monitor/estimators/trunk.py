@@ -456,12 +456,20 @@ class TrunkImuEstimator:
         return MetricValue(samples.mean(i0, i1), quality)
 
     def _lean_variability(self, t_s: float) -> MetricValue:
-        """Standard deviation of stride-averaged lean over the last 30 s (a relative measure:
-        a constant lean offset does not change it, so it is ``ok`` calibrated or not)."""
-        leans = [lean for end, lean in self._stride_leans if end > t_s - LEAN_VARIABILITY_WINDOW_S]
-        if len(leans) < LEAN_VARIABILITY_MIN_STRIDES:
+        """Stride-to-stride spread of the stride-averaged lean over the last 30 s.
+
+        The spread around the window's straight-line trend: a runner who deliberately leans
+        more is not unstable. A relative measure (a constant offset does not change it), so it
+        is ``ok`` calibrated or not.
+        """
+        recent = [
+            (end, lean) for end, lean in self._stride_leans if end > t_s - LEAN_VARIABILITY_WINDOW_S
+        ]
+        if len(recent) < LEAN_VARIABILITY_MIN_STRIDES:
             return MetricValue(None, "warming_up" if self._running else "ok")
-        return MetricValue(float(np.std(leans, ddof=1)), "ok")
+        ends = np.array([r[0] for r in recent])
+        leans = np.array([r[1] for r in recent])
+        return MetricValue(detrended_std(ends - ends.mean(), leans), "ok")
 
 
 def _mean_of(values: list[float | None], scale: float) -> MetricValue:
@@ -469,3 +477,12 @@ def _mean_of(values: list[float | None], scale: float) -> MetricValue:
     if not present:
         return MetricValue(None, "ok")
     return MetricValue(scale * sum(present) / len(present), "ok")
+
+
+def detrended_std(t: FloatArray, x: FloatArray) -> float:
+    """Standard deviation of ``x`` around its least-squares line over ``t`` (n - 2 dof)."""
+    tc, xc = t - t.mean(), x - x.mean()
+    stt = float(tc @ tc)
+    slope = float(tc @ xc) / stt if stt > 0 else 0.0
+    residual = xc - slope * tc
+    return float(np.sqrt(residual @ residual / (x.size - 2)))
