@@ -101,25 +101,44 @@ class _Samples:
         self.cols = np.empty((0, _COLUMNS))
         self.a1 = self.a2 = self.l1 = self.l2 = self.lean_int = np.empty(0)
         self.gaps: deque[tuple[float, float]] = deque()
+        self._last = (0.0, 0.0, 0.0)  # the last sample's vertical, lateral and lean
 
     def append(self, t_s: FloatArray, cols: FloatArray, period_s: float) -> None:
+        # The integrals continue from the buffer's last sample (their constants cancel in every
+        # use below), so only the new samples are integrated.
+        vertical = (cols[:, _VERTICAL] - 1.0) * G_MPS2
+        lateral = cols[:, _LATERAL] * G_MPS2
+        lean = cols[:, _LEAN]
         if self.t.size:
             if t_s[0] - self.t[-1] > 1.5 * period_s:
                 self.gaps.append((float(self.t[-1]), float(t_s[0])))
-            t_all = np.concatenate((self.t, t_s))
-            cols_all = np.concatenate((self.cols, cols))
+            dt = np.diff(t_s, prepend=self.t[-1])
+            a1 = _continue(self.a1[-1], self._last[0], vertical, dt)
+            a2 = _continue(self.a2[-1], self.a1[-1], a1, dt)
+            l1 = _continue(self.l1[-1], self._last[1], lateral, dt)
+            l2 = _continue(self.l2[-1], self.l1[-1], l1, dt)
+            li = _continue(self.lean_int[-1], self._last[2], lean, dt)
+            keep = int(np.searchsorted(self.t, t_s[-1] - BUFFER_S))
+            self.t = np.concatenate((self.t[keep:], t_s))
+            self.cols = np.concatenate((self.cols[keep:], cols))
+            self.a1 = np.concatenate((self.a1[keep:], a1))
+            self.a2 = np.concatenate((self.a2[keep:], a2))
+            self.l1 = np.concatenate((self.l1[keep:], l1))
+            self.l2 = np.concatenate((self.l2[keep:], l2))
+            self.lean_int = np.concatenate((self.lean_int[keep:], li))
         else:
-            t_all, cols_all = t_s, cols
-        inner = np.flatnonzero(np.diff(t_s) > 1.5 * period_s)
+            dt = np.diff(t_s, prepend=t_s[0])
+            self.t, self.cols = t_s, cols
+            self.a1 = _continue(0.0, vertical[0], vertical, dt)
+            self.a2 = _continue(0.0, 0.0, self.a1, dt)
+            self.l1 = _continue(0.0, lateral[0], lateral, dt)
+            self.l2 = _continue(0.0, 0.0, self.l1, dt)
+            self.lean_int = _continue(0.0, lean[0], lean, dt)
+        self._last = (float(vertical[-1]), float(lateral[-1]), float(lean[-1]))
+        inner = np.flatnonzero(dt[1:] > 1.5 * period_s)
         self.gaps.extend((float(t_s[i]), float(t_s[i + 1])) for i in inner)
-        keep = np.searchsorted(t_all, t_all[-1] - BUFFER_S)
-        self.t, self.cols = t_all[keep:], cols_all[keep:]
         while self.gaps and self.gaps[0][1] < self.t[0]:
             self.gaps.popleft()
-        dt = np.diff(self.t)
-        self.a1, self.a2 = _integrals((self.cols[:, _VERTICAL] - 1.0) * G_MPS2, dt)
-        self.l1, self.l2 = _integrals(self.cols[:, _LATERAL] * G_MPS2, dt)
-        self.lean_int = _integral(self.cols[:, _LEAN], dt)
 
     def index(self, t_s: float) -> int:
         """The sample nearest to ``t_s``."""
@@ -156,16 +175,13 @@ class _Samples:
         return float((self.lean_int[i1] - self.lean_int[i0]) / (self.t[i1] - self.t[i0]))
 
 
-def _integral(x: FloatArray, dt: FloatArray) -> FloatArray:
-    out = np.empty(x.size)
-    out[0] = 0.0
-    np.cumsum(0.5 * (x[1:] + x[:-1]) * dt, out=out[1:])
+def _continue(start: float, x_before: float, x: FloatArray, dt: FloatArray) -> FloatArray:
+    """Trapezoid integral of ``x`` continuing from ``start`` (``x_before`` ``dt[0]`` earlier)."""
+    previous = np.empty(x.size)
+    previous[0] = x_before
+    previous[1:] = x[:-1]
+    out: FloatArray = start + np.cumsum(0.5 * (x + previous) * dt)
     return out
-
-
-def _integrals(x: FloatArray, dt: FloatArray) -> tuple[FloatArray, FloatArray]:
-    first = _integral(x, dt)
-    return first, _integral(first, dt)
 
 
 class TrunkImuEstimator:
@@ -198,8 +214,7 @@ class TrunkImuEstimator:
         self._last_t_s: float | None = None
         self._first_t_s: float | None = None
         self._bridge_from: tuple[float, FloatArray, FloatArray] | None = None
-        self._azimuth_offset_deg = 0.0
-        self._last_azimuth_deg: float | None = None
+        self._last_azimuth_deg: float | None = None  # unwrapped
         # Calibration: the standing posture's "up" and "forward" in body axes.
         self.up_ref: FloatArray = UP.copy()
         self.forward_ref: FloatArray = FORWARD.copy()
@@ -287,14 +302,11 @@ class TrunkImuEstimator:
 
     def _unwrap(self, azimuth_deg: FloatArray) -> FloatArray:
         """Continuous azimuth across blocks (no jumps at ±180°)."""
-        raw_last = float(azimuth_deg[-1])
-        if self._last_azimuth_deg is not None:
-            joined = np.concatenate(([self._last_azimuth_deg], azimuth_deg))
-            out = np.degrees(np.unwrap(np.radians(joined)))[1:] + self._azimuth_offset_deg
-        else:
-            out = np.degrees(np.unwrap(np.radians(azimuth_deg)))
-        self._last_azimuth_deg = raw_last
-        self._azimuth_offset_deg = float(out[-1] - raw_last)
+        last = self._last_azimuth_deg
+        step = np.diff(azimuth_deg, prepend=azimuth_deg[0] if last is None else last)
+        step -= 360.0 * np.rint(step / 360.0)
+        out: FloatArray = (azimuth_deg[0] if last is None else last) + np.cumsum(step)
+        self._last_azimuth_deg = float(out[-1])
         return out
 
     def _heading(self, azimuth_deg: FloatArray) -> FloatArray:
