@@ -84,3 +84,33 @@ class BleGattProtocolError(BleGattError, BleakGATTProtocolError):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.operation}: {self.reason}"
+
+
+class SensorLinkError(BleError):
+    """A worn sensor could not be found, connected, set up or kept streaming.
+
+    ``sensor`` is the runner's id for it (``"foot"``), ``where`` its address or advertised name;
+    ``str()`` names both, so a status line or log says which strap needs attention.
+    """
+
+    def __init__(self, sensor: str, where: str, reason: str) -> None:
+        self.sensor = sensor
+        self.where = where
+        self.reason = reason
+        super().__init__(f"sensor {sensor!r} ({where}): {reason}")
+
+
+class SensorNotFoundError(SensorLinkError):
+    """Scanning did not find the sensor (by name or address) within the scan timeout."""
+
+
+class SensorConnectTimeoutError(SensorLinkError, TimeoutError):
+    """The sensor did not answer a connect within the timeout (off, out of range, or busy)."""
+
+
+class SensorSetupError(SensorLinkError):
+    """Connected, but the sensor lacks a characteristic or refused a command (e.g. PMD start)."""
+
+
+class SensorSilentError(SensorLinkError):
+    """The link stayed up but no data arrived for the watchdog's timeout: treated as lost."""

@@ -227,6 +227,7 @@ class VirtualPeripheral:
         self._truncation_warned: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._disconnection_listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"VirtualPeripheral({self.spec.name!r}, {self.address})"
@@ -395,8 +396,15 @@ class VirtualPeripheral:
 
         return log
 
+    def on_disconnection(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a central's link ends (firmware state that dies with it,
+        such as Polar's running PMD streams)."""
+        self._disconnection_listeners.append(listener)
+
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         self._connections.discard(connection)
+        for listener in self._disconnection_listeners:
+            listener()
         for subscription in self._subscriptions.values():
             if connection in subscription.notify or connection in subscription.indicate:
                 subscription.notify.discard(connection)

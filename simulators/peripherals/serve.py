@@ -1,4 +1,7 @@
-"""Virtual peripherals for centrals in other processes: the engine of ``runmon simulate --serve``.
+"""Virtual peripherals for centrals in other processes, with synthetic payloads.
+
+``runmon simulate --serve`` serves a scenario's sensors (:mod:`simulators.serve_scenario`); this
+module is the scenario-free version, for trying the wiring with well-formed payloads.
 
 This process owns a :class:`~sensors.ble.VirtualRadio`, runs the peripherals on it and serves HCI
 over TCP; another process's central opens ``tcp-client:HOST:PORT`` as its bumble transport and
@@ -9,9 +12,8 @@ finds them by scanning, exactly as it would real sensors::
 
 Each TCP connection gets a controller of its own, so several centrals (``runmon scan`` next to
 ``runmon record``) can be attached at once; a central that exits drops its links and the sensors
-advertise again. :func:`serve_peripherals` is the library entry point (a scenario-driven
-``runmon simulate --serve`` passes its own payload sources); ``python -m`` runs it with
-:func:`demo_sensors`, synthetic but well-formed payloads for trying the wiring.
+advertise again. :func:`serve_peripherals` is the library entry point; ``python -m`` runs it
+with :func:`demo_sensors`, synthetic but well-formed payloads.
 """
 
 from __future__ import annotations
