@@ -123,3 +123,31 @@ def test_listen_prints_the_cue_a_demo_publishes(
             listener.kill()
     assert listener.returncode == 0
     assert "r1 stride_shorten (priority 2): Shorten your stride" in out
+
+
+def test_simulate_truth_has_the_shape_of_the_analysis(tmp_path: Path) -> None:
+    rec, truth, out = tmp_path / "r.jsonl", tmp_path / "t.json", tmp_path / "a.json"
+    sim = run(
+        "simulate",
+        "--scenario",
+        "steady",
+        "--out",
+        str(rec),
+        "--truth",
+        str(truth),
+        "--duration",
+        "120",
+        "--seed",
+        "3",
+    )
+    assert sim.returncode == 0, sim.stderr
+    assert run("analyze", str(rec), "--json", str(out)).returncode == 0
+    truth_rows = json.loads(truth.read_text())["series"]
+    analysis_rows = json.loads(out.read_text())["series"]
+    # Truth runs to the scenario's end; the analysis to the recording's last notification.
+    assert [r["t_s"] for r in analysis_rows] == [r["t_s"] for r in truth_rows][: len(analysis_rows)]
+    assert len(truth_rows) - len(analysis_rows) <= 1
+    metrics = set(analysis_rows[0]) - {"t_s", "phase", "quality"}
+    assert set(truth_rows[0]) - {"t_s"} == metrics
+    # Running at 100 s: both see the same cadence.
+    assert abs(truth_rows[99]["cadence_spm"] - analysis_rows[99]["cadence_spm"]) < 1.0
