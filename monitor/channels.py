@@ -35,6 +35,8 @@ class SensorState:
     """What the service reports on ``sensors/{sensor}``."""
 
     connected: bool = False
+    #: The link dropped (a disconnect event) and has not come back yet.
+    disconnected: bool = False
     battery_pct: int | None = None
     last_data_t_s: float | None = None
     decode_errors: int = 0

@@ -159,12 +159,12 @@ class _RunnerPublisher:
         for sensor_id, channel in self.session.channels.items():
             st = channel.state
             age_s = None if st.last_data_t_s is None else max(0.0, t_s - st.last_data_t_s)
-            if age_s is not None and age_s <= STALE_AFTER_S:
-                state = "streaming"
-            elif st.last_data_t_s is not None:
-                state = "lost"
-            else:
+            if st.last_data_t_s is None:
                 state = "connecting"
+            elif st.disconnected or (age_s is not None and age_s > STALE_AFTER_S):
+                state = "lost"  # a dropped link at once; a silent one after 3 s
+            else:
+                state = "streaming"
             key = (state, st.battery_pct)
             last_sent = self._sensor_sent_t.get(sensor_id)
             changed = self._sensor_states.get(sensor_id) != key

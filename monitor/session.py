@@ -113,6 +113,7 @@ class RunnerSession:
         elif isinstance(record, ConnectionEvent):
             channel = self.channels[record.sensor]
             channel.state.connected = record.kind == "connect"
+            channel.state.disconnected = record.kind == "disconnect"
             if record.kind == "connect":
                 channel.reconnected()
         elif isinstance(record, BadLine):

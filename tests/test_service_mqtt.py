@@ -15,7 +15,7 @@ from monitor.listen import CuePayload, parse_cue
 from monitor.mqtt.client import BrokerAddress, InboundMessage, MqttLink, wait_for_message
 from monitor.mqtt.topics import Topics
 from monitor.service import CUE_SCHEMA, RunnerFeed, serve
-from sensors.recording import Record
+from sensors.recording import ConnectionEvent, Record
 from simulators.scenario import load_scenario
 from simulators.session import recording_header, simulated_records
 
@@ -169,3 +169,39 @@ async def test_killed_service_goes_offline_through_its_will(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_a_dropped_link_is_reported_lost_at_once(
+    mqtt_address: BrokerAddress, topics: Topics
+) -> None:
+    scenario = load_scenario("stride_shorten")
+    records: list[Record] = []
+    for record in simulated_records(scenario, 200.0, 3):
+        if 100.5 < record.t < 150.0:  # type: ignore[operator]
+            continue
+        records.append(record)
+    records.append(ConnectionEvent(100.5, "foot", "disconnect"))
+    records.append(ConnectionEvent(150.0, "foot", "connect"))
+    records.sort(key=lambda r: r.t or 0.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    speedup = 400.0
+    feed = RunnerFeed(
+        header=recording_header(scenario),
+        records=paced(records, speedup, start),
+        data_clock=lambda: (loop.time() - start) * speedup,
+    )
+    received: list[InboundMessage] = []
+    async with MqttLink(mqtt_address) as app:
+        await app.subscribe(topics.sensor("r1", "foot"), qos=1)
+        async with asyncio.TaskGroup() as group:
+            collector = group.create_task(_collect(app, received))
+            await serve(mqtt_address, [feed], topics=topics, instance="drop")
+            await asyncio.sleep(0.3)
+            collector.cancel()
+    states = [m.json() for m in received]
+    lost = [s for s in states if isinstance(s, dict) and s["state"] == "lost"]
+    assert lost, states
+    assert lost[0]["last_data_age_s"] < 3.0  # reported on the disconnect, not after 3 s silence
+    assert isinstance(states[-1], dict)
+    assert states[-1]["state"] == "streaming"
