@@ -353,6 +353,21 @@ class _SensorEntry:
     chars: Mapping[str, str]
 
 
+_decode_json: Final = json.JSONDecoder().decode
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, minus its per-call argument handling (a fifth of its time).
+
+    json.loads is this decoder plus a BOM check and bytes support: whatever the decoder refuses
+    goes to json.loads, so results and error messages stay exactly json.loads's own.
+    """
+    try:
+        return _decode_json(text)
+    except (ValueError, RecursionError, TypeError):
+        return json.loads(text)
+
+
 def _short(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -386,7 +401,7 @@ class LineParser:
     def parse(self, text: str, line_no: int) -> Record:
         """Parse one line (with or without its newline); raise on errors, warn via BadLine."""
         try:
-            obj = json.loads(text)
+            obj = _loads(text)
         except (ValueError, RecursionError) as exc:
             if not text.strip():
                 return BadLine(None, line_no, "blank line")

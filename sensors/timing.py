@@ -119,17 +119,83 @@ class TimingStats:
 
 
 @functools.lru_cache(maxsize=DRIFT_WINDOWS_KEPT + 1)
-def _pairs(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def _pair_cells(n: int) -> NDArray[np.intp]:
+    """Flat indices of the cells (i, j), i < j < n, of a DRIFT_WINDOWS_KEPT-square matrix."""
     i, j = np.triu_indices(n, k=1)
-    return i, j
+    return i * DRIFT_WINDOWS_KEPT + j
 
 
-def _theil_sen_slope(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
-    """Median of pairwise slopes: robust to a minority of windows with only late deliveries."""
-    i, j = _pairs(len(x))
-    dx = x[j] - x[i]
-    keep = dx > 0
-    return float(np.median((y[j] - y[i])[keep] / dx[keep]))
+def _median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of finite, non-empty ``values``, which it partitions in place.
+
+    np.median partitions at both middles and at the end (its NaN check); for finite values one
+    partition and a max give the same number at a third of the cost.
+    """
+    mid = len(values) // 2
+    values.partition(mid)
+    upper = float(values[mid])
+    if len(values) % 2:
+        return upper
+    return (float(values[:mid].max()) + upper) / 2
+
+
+class _WindowMinima:
+    """The last DRIFT_WINDOWS_KEPT window minima (x, host), and the slope of every pair of them.
+
+    The drift fit takes the median of all n(n-1)/2 pairwise slopes at each new window, which
+    adds only n-1 pairs: each slope is computed once, when its newer window arrives. Windows
+    live in a ring of slots; ``_slopes[k, m]`` (= ``[m, k]``) is the slope between the windows
+    in slots k and m, NaN when the newer one's x is not greater (a pair the fit skips).
+    """
+
+    __slots__ = ("_appended", "_host", "_skipped", "_slopes", "_x")
+
+    def __init__(self) -> None:
+        self._x = np.zeros(DRIFT_WINDOWS_KEPT)
+        self._host = np.zeros(DRIFT_WINDOWS_KEPT)
+        self._slopes = np.full((DRIFT_WINDOWS_KEPT, DRIFT_WINDOWS_KEPT), np.nan)
+        self._appended = 0  # since the last clear; the next window goes to slot appended % size
+        self._skipped = 0  # NaN slopes among the kept pairs
+
+    def __len__(self) -> int:
+        return min(self._appended, DRIFT_WINDOWS_KEPT)
+
+    def clear(self) -> None:
+        self._appended = 0
+        self._skipped = 0
+
+    def append(self, x: float, host: float) -> None:
+        slot = self._appended % DRIFT_WINDOWS_KEPT
+        if self._appended >= DRIFT_WINDOWS_KEPT:  # the ring is full: slot's old pairs leave
+            self._skipped -= int(np.count_nonzero(np.isnan(self._slopes[slot]))) - 1
+        self._appended += 1
+        kept = len(self)
+        self._x[slot] = x
+        self._host[slot] = host
+        dx = x - self._x[:kept]
+        newer = dx > 0  # every other kept window is older; False on the diagonal
+        row = np.divide(host - self._host[:kept], dx, out=np.full(kept, np.nan), where=newer)
+        self._skipped += kept - 1 - int(np.count_nonzero(newer))
+        self._slopes[slot, :kept] = row
+        self._slopes[:kept, slot] = row
+
+    def x_span(self) -> float:
+        """Sensor time from the oldest kept window to the newest."""
+        size = DRIFT_WINDOWS_KEPT
+        oldest = self._appended % size if self._appended >= size else 0
+        return float(self._x[(self._appended - 1) % size]) - float(self._x[oldest])
+
+    def theil_sen_slope(self) -> float:
+        """Median of pairwise slopes: robust to a minority of windows with only late deliveries."""
+        slopes = self._slopes.take(_pair_cells(len(self)))
+        if self._skipped:  # rare: sensor time grows within an anchor, but for float ties
+            slopes = slopes[~np.isnan(slopes)]
+        return _median(slopes)
+
+    def lowest_offset(self, b: float) -> float:
+        """The smallest host - b * x over the kept windows."""
+        kept = len(self)
+        return float(np.min(self._host[:kept] - b * self._x[:kept]))
 
 
 class _HostClock:
@@ -141,9 +207,9 @@ class _HostClock:
         "_best",
         "_max_drift",
         "_max_slew",
+        "_minima",
         "_t_last",
         "_win_start",
-        "_windows",
         "_x_last",
         "drift_known",
         "t_out",
@@ -154,7 +220,7 @@ class _HostClock:
         self._max_drift = max_drift
         self._a = 0.0
         self._b = 1.0
-        self._windows: deque[tuple[float, float]] = deque(maxlen=DRIFT_WINDOWS_KEPT)
+        self._minima = _WindowMinima()
         self._win_start = 0.0
         self._best: tuple[float, float] | None = None  # (x, host) of the window's minimum
         self._x_last: float | None = None  # last emitted sample within this anchor
@@ -169,7 +235,7 @@ class _HostClock:
     def anchor(self, host_t_s: float, x_end: float) -> None:
         """Start a new sensor-time origin; the drift estimate survives (same sensor clock)."""
         self._a = host_t_s - self._b * x_end
-        self._windows.clear()
+        self._minima.clear()
         self._win_start = x_end
         self._best = (x_end, host_t_s)
         self._x_last = None
@@ -188,39 +254,49 @@ class _HostClock:
         if best is None or host_t_s - b * x_end < best[1] - b * best[0]:
             self._best = (x_end, host_t_s)
         if x_end - self._win_start >= DRIFT_WINDOW_S and self._best is not None:
-            self._windows.append(self._best)
+            self._minima.append(*self._best)
             self._best = None
             self._win_start = x_end
             self._refit()
 
     def _refit(self) -> None:
-        windows = self._windows
-        if len(windows) < 3 or windows[-1][0] - windows[0][0] < DRIFT_MIN_BASELINE_S:
+        minima = self._minima
+        if len(minima) < 3 or minima.x_span() < DRIFT_MIN_BASELINE_S:
             return
-        points = np.array(windows)
-        x, host = points[:, 0], points[:, 1]
-        slope = _theil_sen_slope(x, host)
+        slope = minima.theil_sen_slope()
         self._b = b = min(max(slope, 1.0 - self._max_drift), 1.0 + self._max_drift)
         self.drift_known = True
         # The offset under the new rate: the lowest-latency point of the kept history.
-        self._a = float(np.min(host - b * x))
+        self._a = minima.lowest_offset(b)
 
-    def place(self, x: NDArray[np.float64], min_step_s: float) -> NDArray[np.float64]:
-        """Host times for sensor times ``x`` (strictly increasing, all after the last emitted)."""
+    def place(self, x: NDArray[np.float64], x_end: float, min_step_s: float) -> NDArray[np.float64]:
+        """Host times for sensor times ``x`` (strictly increasing, all after the last emitted).
+
+        ``x_end`` is ``x[-1]``. Computed in place: ``x``, the caller's own scratch array, becomes
+        the (read-only) result; numpy calls on a block of ~20 samples cost more than the maths.
+        """
         b = self._b
-        target_end = self._a + b * float(x[-1])
+        t = x
         if self._x_last is None:
-            t = self._a + b * x
-            if self.t_out is not None and t[0] <= self.t_out:
-                t += self.t_out + min_step_s - float(t[0])
+            t *= b
+            t += self._a  # a + b * x
+            t_out = self.t_out
+            if t_out is not None:
+                t_first = float(t[0])
+                if t_first <= t_out:
+                    t += t_out + min_step_s - t_first
         else:
-            span = float(x[-1]) - self._x_last
-            lo = self._t_last + span * b * (1.0 - self._max_slew)
-            hi = self._t_last + span * b * (1.0 + self._max_slew)
+            x_last, t_last = self._x_last, self._t_last
+            span = x_end - x_last
+            target_end = self._a + b * x_end
+            lo = t_last + span * b * (1.0 - self._max_slew)
+            hi = t_last + span * b * (1.0 + self._max_slew)
             t_end = min(max(target_end, lo), hi)
-            t = self._t_last + (x - self._x_last) * ((t_end - self._t_last) / span)
-        t.flags.writeable = False
-        self._x_last = float(x[-1])
+            t -= x_last
+            t *= (t_end - t_last) / span
+            t += t_last  # t_last + (x - x_last) * rate
+        t.setflags(write=False)
+        self._x_last = x_end
         self._t_last = self.t_out = float(t[-1])
         return t
 
@@ -290,11 +366,15 @@ class _Timer:
         anchored: bool = False,
         restart: bool = False,
     ) -> TimedBlock:
-        """Observe, place and account one accepted block (``x``: sensor times it keeps)."""
+        """Observe, place and account one accepted block.
+
+        ``x``: the sensor times it keeps, in a fresh array that becomes the block's ``t_s``.
+        """
         clock = self._clock
         t_before = clock.t_out
-        clock.observe(host_t_s, float(x[-1]))
-        t = clock.place(x, min_step_s)
+        x_end = float(x[-1])
+        clock.observe(host_t_s, x_end)
+        t = clock.place(x, x_end, min_step_s)
         gap = None
         if t_before is not None and (lost or restart):
             gap = Gap(host_t_s, t_before, float(t[0]), None if restart else lost)
@@ -306,7 +386,7 @@ class _Timer:
         self._trimmed += start
         self._restarts += restart
         self._started = True
-        return TimedBlock(t, start=start, gap=gap, anchored=anchored)
+        return TimedBlock(t, start, gap, anchored)
 
 
 def _check_block(host_t_s: float, n_samples: SupportsIndex) -> int:

@@ -138,6 +138,30 @@ def test_decoded_arrays_do_not_alias_a_mutable_payload() -> None:
     assert block.acc_g[0, 0] == 1.0
 
 
+@pytest.mark.parametrize("has_gyro", [True, False])
+def test_decoded_arrays_are_separate_contiguous_and_stay_read_only(has_gyro: bool) -> None:
+    n = 5
+    records = np.arange(n * (6 if has_gyro else 3), dtype="<i2").reshape(n, -1)
+    payload = struct.pack("<BBHHB", 1, int(has_gyro), 0, 100, n) + records.tobytes()
+    block = decode_imu_block(payload)
+    arrays = [block.acc_g] if block.gyro_dps is None else [block.acc_g, block.gyro_dps]
+    assert len(arrays) == (2 if has_gyro else 1)
+    for array in arrays:
+        assert array.dtype == np.float64
+        assert array.shape == (n, 3)
+        assert array.flags.c_contiguous
+        assert not array.flags.writeable
+    np.testing.assert_array_equal(block.acc_g * 2048, records[:, :3])
+    if block.gyro_dps is not None:
+        assert not np.shares_memory(block.acc_g, block.gyro_dps)
+        np.testing.assert_array_equal(block.gyro_dps * 16, records[:, 3:])
+    # The constructor takes the decoder's frozen arrays as they are: no copy, still equal.
+    rebuilt = ImuBlock(block.sequence, block.sample_rate_hz, block.acc_g, block.gyro_dps)
+    assert rebuilt.acc_g is block.acc_g
+    assert rebuilt.gyro_dps is block.gyro_dps
+    assert rebuilt == block
+
+
 def test_equality_and_hash() -> None:
     a = decode_imu_block(IMU_GYRO_VECTOR)
     b = decode_imu_block(IMU_GYRO_VECTOR)
@@ -380,6 +404,13 @@ def test_breath_decode_errors(payload_hex: str, reason: str) -> None:
 def test_breath_encoder_rejects_out_of_range(block: BreathBlock, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         encode_breath_block(block)
+
+
+def test_breath_decoded_array_passes_through_the_constructor() -> None:
+    block = decode_breath_block(bytes.fromhex("01 00 0a00 1900 02 e803 0100"))
+    assert block.stretch.flags.c_contiguous
+    assert not block.stretch.flags.writeable
+    assert BreathBlock(10, 25, block.stretch).stretch is block.stretch
 
 
 def test_breath_block_shape_and_equality() -> None:

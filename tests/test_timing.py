@@ -263,6 +263,57 @@ def test_drift_is_estimated_and_tracked() -> None:
     assert max(errors[-1000:]) < 0.003
 
 
+def test_drift_fit_follows_a_change_once_old_windows_leave() -> None:
+    # The fit keeps the last 10 min of window minima: a sensor clock that changes rate after
+    # 15 min (0 -> 500 ppm slow) is tracked once the older windows have left the fit.
+    rng = np.random.default_rng(5)
+    rate_hz, n, change_k = 50.0, 5, 15 * 60 * 50
+    timer = SequenceTimer(rate_hz)
+
+    def host_t(k: int) -> float:
+        if k < change_k:
+            return 5.0 + k / rate_hz
+        return 5.0 + change_k / rate_hz + (k - change_k) / rate_hz * (1 + 500e-6)
+
+    before: float | None = None
+    for j in range(2 * change_k // n):
+        if rng.random() < 0.02:
+            continue
+        last = (j + 1) * n - 1
+        delay = 0.01 + float(rng.exponential(0.02))
+        assert timer.push(host_t(last) + delay, (j * n) % 65536, n) is not None
+        if last < change_k:
+            before = timer.stats.drift_ppm
+    assert before is not None
+    assert before == pytest.approx(0, abs=20)
+    after = timer.stats.drift_ppm
+    assert after is not None
+    assert after == pytest.approx(500, abs=20)
+
+
+def test_emitted_times_are_never_changed_by_later_pushes() -> None:
+    # Each block's t_s is its own read-only array: later pushes (gaps, overlaps, a restart,
+    # drift refits) must not write into blocks already handed out.
+    rng = np.random.default_rng(7)
+    s = Stream(rate_hz=50.0, n=5, drift=200e-6)
+    timer = SequenceTimer(s.rate_hz)
+    kept: list[tuple[TimedBlock, NDArray[np.float64]]] = []
+    for j in range(1500):
+        if rng.random() < 0.05:
+            continue
+        block = push_seq(timer, s, j, extra_s=float(rng.exponential(0.02)))
+        if j == 700:
+            timer.reset()
+        if block is not None:
+            assert not block.t_s.flags.writeable
+            kept.append((block, block.t_s.copy()))
+    assert timer.stats.drift_ppm is not None
+    for block, copy in kept:
+        np.testing.assert_array_equal(block.t_s, copy)
+    for (a, _), (b, _) in itertools.pairwise(kept):
+        assert not np.shares_memory(a.t_s, b.t_s)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

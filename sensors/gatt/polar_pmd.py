@@ -64,7 +64,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -555,9 +555,9 @@ class PmdFrame:
     samples: NDArray[np.float64]
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "samples", _wire.frozen_float_array("samples", self.samples, _AXES)
-        )
+        samples = _wire.frozen_float_array("samples", self.samples, _AXES)
+        if samples is not self.samples:  # a decoded array comes back as it went in
+            object.__setattr__(self, "samples", samples)
 
     @property
     def n_samples(self) -> int:
@@ -595,6 +595,7 @@ _SUPPORTED: Final = {
 }
 
 
+@functools.lru_cache(maxsize=64, typed=True)  # a stream's every frame asks the same
 def _layout(
     measurement_type: int, compressed: bool, frame_type: int, acc_factor: float, gyro_factor: float
 ) -> _Layout | None:
@@ -620,6 +621,8 @@ def _check_factor(name: str, factor: float) -> None:
         raise ValueError(f"{name}={factor!r} must be finite and > 0")
 
 
+_I8_SAMPLE: Final = np.dtype(("i1", (_AXES,)))
+_I16_SAMPLE: Final = np.dtype(("<i2", (_AXES,)))
 _BIT_WEIGHTS: Final = np.left_shift(np.int64(1), np.arange(MAX_DELTA_BITS, dtype=np.int64))
 _I16_MIN: Final = -0x8000
 _I16_MAX: Final = 0x7FFF
@@ -689,20 +692,21 @@ def _decode_compressed(payload: bytes, layout: _Layout) -> NDArray[np.int64]:
             parts.append(_unpack_deltas(payload, start, count * _AXES, width).reshape(count, _AXES))
         pos = start + n_bytes
     raw: NDArray[np.int64] = np.cumsum(np.concatenate(parts), axis=0)
-    if not layout.is_float:
+    if not layout.is_float and (raw.min() < _I16_MIN or raw.max() > _I16_MAX):
         bad = (raw < _I16_MIN) | (raw > _I16_MAX)
-        if bad.any():
-            sample, channel = (int(i) for i in np.argwhere(bad)[0])
-            raise DecodeError(
-                what,
-                f"sample {sample} channel {channel} = {int(raw[sample, channel])} outside the "
-                "16-bit range: the deltas are inconsistent",
-                payload,
-            )
+        sample, channel = (int(i) for i in np.argwhere(bad)[0])
+        raise DecodeError(
+            what,
+            f"sample {sample} channel {channel} = {int(raw[sample, channel])} outside the "
+            "16-bit range: the deltas are inconsistent",
+            payload,
+        )
     return raw
 
 
-def _decode_uncompressed(payload: bytes, layout: _Layout, frame_byte: int) -> NDArray[np.int64]:
+def _decode_uncompressed(
+    payload: bytes, layout: _Layout, frame_byte: int
+) -> NDArray[np.signedinteger[Any]]:
     what = PMD_DATA_WHAT
     offset = _DATA_HEADER.size
     record = _AXES * layout.value_bytes
@@ -726,12 +730,9 @@ def _decode_uncompressed(payload: bytes, layout: _Layout, frame_byte: int) -> ND
         raw24 = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
         raw24 -= (raw24 >> 23) << 24
         return raw24.reshape(n, _AXES)
-    dtype = "i1" if layout.value_bytes == 1 else "<i2"
-    return (
-        np.frombuffer(payload, dtype=dtype, count=n * _AXES, offset=offset)
-        .astype(np.int64)
-        .reshape(n, _AXES)
-    )
+    # The wire's own integers, (n, 3) straight from a subarray dtype: the float scaling casts them.
+    dtype = _I8_SAMPLE if layout.value_bytes == 1 else _I16_SAMPLE
+    return np.frombuffer(payload, dtype=dtype, count=n, offset=offset)
 
 
 def decode_pmd_data(
@@ -777,6 +778,7 @@ def decode_pmd_data(
             f"{PmdMeasurementType(type_byte).name}: expected {_SUPPORTED[type_byte]}",
             payload,
         )
+    raw: NDArray[np.signedinteger[Any]]
     if compressed:
         raw = _decode_compressed(payload, layout)
     else:
@@ -789,8 +791,9 @@ def decode_pmd_data(
         samples = np.multiply(as_f32, layout.factor, dtype=np.float64)
     else:
         # With factor 1 this is raw / 1000 correctly rounded: mG -> g round-trips exactly.
-        samples = np.multiply(raw, layout.factor, dtype=np.float64) / layout.per_unit
-    samples.flags.writeable = False
+        samples = np.multiply(raw, layout.factor, dtype=np.float64)
+        samples /= layout.per_unit
+    samples.setflags(write=False)
     return PmdFrame(type_byte, timestamp_ns, frame_type, compressed, samples)
 
 

@@ -35,9 +35,9 @@ class BreathBlock:
     stretch: NDArray[np.float64]
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "stretch", _wire.frozen_float_array("stretch", self.stretch, columns=None)
-        )
+        stretch = _wire.frozen_float_array("stretch", self.stretch, columns=None)
+        if stretch is not self.stretch:  # a decoded array comes back as it went in
+            object.__setattr__(self, "stretch", stretch)
 
     @property
     def n_samples(self) -> int:
@@ -68,8 +68,8 @@ def decode_breath_block(payload: bytes) -> BreathBlock:
     stretch = np.frombuffer(
         payload, dtype=_WIRE_U16, count=n, offset=_wire.BLOCK_HEADER.size
     ).astype(np.float64)
-    stretch.flags.writeable = False
-    return BreathBlock(sequence=sequence, sample_rate_hz=sample_rate_hz, stretch=stretch)
+    stretch.setflags(write=False)
+    return BreathBlock(sequence, sample_rate_hz, stretch)
 
 
 def encode_breath_block(block: BreathBlock) -> bytes:

@@ -44,6 +44,11 @@ _WIRE_I16: Final = np.dtype("<i2")
 # Powers of two: scaling by the reciprocal is exact, and a multiply is cheaper than a divide.
 _G_PER_LSB: Final = 1.0 / ACC_LSB_PER_G
 _DPS_PER_LSB: Final = 1.0 / GYRO_LSB_PER_DPS
+# One wire record as a subarray dtype: np.frombuffer yields (n, 3) acc, or (n, 2, 3) acc, gyro.
+_ACC_RECORD: Final = np.dtype((_WIRE_I16, (_AXES,)))
+_ACC_GYRO_RECORD: Final = np.dtype((_WIRE_I16, (2, _AXES)))
+#: Scale of each (acc, gyro) plane of a (2, n, 3) array.
+_ACC_GYRO_SCALE: Final = np.array([_G_PER_LSB, _DPS_PER_LSB]).reshape(2, 1, 1)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -60,15 +65,18 @@ class ImuBlock:
     gyro_dps: NDArray[np.float64] | None
 
     def __post_init__(self) -> None:
+        # The decoder's arrays (float64, frozen) come back as they went in: nothing to set.
         acc_g = _wire.frozen_float_array("acc_g", self.acc_g, _AXES)
-        object.__setattr__(self, "acc_g", acc_g)
+        if acc_g is not self.acc_g:
+            object.__setattr__(self, "acc_g", acc_g)
         if self.gyro_dps is not None:
             gyro_dps = _wire.frozen_float_array("gyro_dps", self.gyro_dps, _AXES)
             if gyro_dps.shape != acc_g.shape:
                 raise ValueError(
                     f"gyro_dps shape {gyro_dps.shape} differs from acc_g shape {acc_g.shape}"
                 )
-            object.__setattr__(self, "gyro_dps", gyro_dps)
+            if gyro_dps is not self.gyro_dps:
+                object.__setattr__(self, "gyro_dps", gyro_dps)
 
     @property
     def n_samples(self) -> int:
@@ -89,36 +97,33 @@ class ImuBlock:
         )
 
 
-def _frozen(array: NDArray[np.float64]) -> NDArray[np.float64]:
-    array.flags.writeable = False
-    return array
-
-
 def decode_imu_block(payload: bytes) -> ImuBlock:
     flags, sequence, sample_rate_hz, n = _wire.decode_block_header(
         IMU_DATA_WHAT, payload, allowed_flags=FLAG_GYRO
     )
-    has_gyro = bool(flags & FLAG_GYRO)
-    values_per_sample = 2 * _AXES if has_gyro else _AXES
-    expected = _wire.BLOCK_HEADER.size + n * values_per_sample * _WIRE_I16.itemsize
+    has_gyro = flags & FLAG_GYRO
+    record = _ACC_GYRO_RECORD if has_gyro else _ACC_RECORD
+    expected = _wire.BLOCK_HEADER.size + n * record.itemsize
     if len(payload) != expected:
         raise _wire.length_error(
             IMU_DATA_WHAT,
             payload,
             expected,
             f"header declares {_wire.plural(n, 'sample')} of acc{'+gyro' if has_gyro else ''} "
-            f"({values_per_sample * _WIRE_I16.itemsize} bytes each)",
+            f"({record.itemsize} bytes each)",
         )
-    raw = np.frombuffer(
-        payload, dtype=_WIRE_I16, count=n * values_per_sample, offset=_wire.BLOCK_HEADER.size
-    ).reshape(n, values_per_sample)
-    acc_g = _frozen(np.multiply(raw[:, :_AXES], _G_PER_LSB, dtype=np.float64))
-    gyro_dps = (
-        _frozen(np.multiply(raw[:, _AXES:], _DPS_PER_LSB, dtype=np.float64)) if has_gyro else None
-    )
-    return ImuBlock(
-        sequence=sequence, sample_rate_hz=sample_rate_hz, acc_g=acc_g, gyro_dps=gyro_dps
-    )
+    raw = np.frombuffer(payload, dtype=record, count=n, offset=_wire.BLOCK_HEADER.size)
+    gyro_dps: NDArray[np.float64] | None
+    if has_gyro:
+        # One multiply for both: planes (acc, gyro) in C order, each a contiguous (n, 3) array.
+        planes = np.multiply(raw.transpose(1, 0, 2), _ACC_GYRO_SCALE, order="C")
+        planes.setflags(write=False)  # before indexing: the views inherit read-only
+        acc_g, gyro_dps = planes[0], planes[1]
+    else:
+        acc_g = np.multiply(raw, _G_PER_LSB, dtype=np.float64)
+        acc_g.setflags(write=False)
+        gyro_dps = None
+    return ImuBlock(sequence, sample_rate_hz, acc_g, gyro_dps)
 
 
 def encode_imu_block(block: ImuBlock) -> bytes:
