@@ -161,7 +161,7 @@ class Coach:
         elif self._phases.phase == "ended":
             phase = "ended"
         else:
-            phase = self._phases.update(t_s, metrics)
+            phase = self._phases.update(t_s, metrics, qualities)
 
         candidates: list[Candidate] = []
         if phase == "running":

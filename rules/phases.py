@@ -28,18 +28,23 @@ class PhaseTracker:
         self._last_t_s: float | None = None
         self._stopped = False
 
-    def moving(self, metrics: Metrics) -> bool:
+    def moving(self, metrics: Metrics, qualities: Mapping[str, str]) -> bool:
+        """Running pace or running cadence. A speed only counts when it is measured (``ok``):
+        an uncalibrated IMU speed can make warm-up drills look like a run."""
         speed, cadence = metrics.get("speed_mps"), metrics.get("cadence_spm")
-        return (speed is not None and speed >= self.config.running_from_speed_mps) or (
-            cadence is not None and cadence >= self.config.running_from_cadence_spm
-        )
+        speed_ok = qualities.get("speed_mps", "ok") == "ok"
+        return (
+            speed is not None and speed_ok and speed >= self.config.running_from_speed_mps
+        ) or (cadence is not None and cadence >= self.config.running_from_cadence_spm)
 
     def running_for_s(self, t_s: float) -> float:
         """Seconds since running first started (0 before)."""
         return 0.0 if self.running_since_s is None else t_s - self.running_since_s
 
-    def update(self, t_s: float, metrics: Metrics) -> Phase:
-        moving = self.moving(metrics)
+    def update(
+        self, t_s: float, metrics: Metrics, qualities: Mapping[str, str] | None = None
+    ) -> Phase:
+        moving = self.moving(metrics, qualities if qualities is not None else {})
         dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
         self._last_t_s = t_s
         if moving:

@@ -34,6 +34,15 @@ stride-to-stride variability around them; ground truth measures what the motion 
   slow cardiac drift).
 - ``heading_rate_dps`` (-90–90; 0): turning rate, positive to the left; added to the bends of
   ``course = "track_400m"``.
+
+Sensors are ``[sensors.ID]`` tables told apart by ``profile``: ``rsc`` (a footpod, optionally
+with a ``battery_dies_at_s`` and a ``link``), ``runmon_imu``, ``polar_pmd`` (a Polar H10 chest
+accelerometer), ``heart_rate`` and ``runmon_breath``.
+
+Events are what the runner's app sends, ``[[events]]`` with ``t_s`` and exactly one of
+``pain = { level = 0..10, location = "low_back", radiating = false }`` (locations as in DESIGN
+§3.2) and ``control = { action = "snooze", minutes = 5 }`` (``start | stop | mute | unmute |
+snooze``); they become ``pain`` and ``control`` records in time order.
 """
 
 from __future__ import annotations
@@ -50,8 +59,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sensors.profiles import Axis
-from sensors.recording import MountSpec
+from sensors.profiles import DEFAULT_MOUNTS, Axis
+from sensors.recording import ControlAction, MountSpec, PainLocation
 from simulators.errors import ScenarioError
 
 _SENSOR_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -100,8 +109,15 @@ class FootpodSpec(_Strict):
     speed_error_rel: Annotated[float, Field(ge=-0.3, le=0.3)] = 0.0
     speed_noise_mps: Annotated[float, Field(ge=0.0, le=1.0)] = 0.03
     interval_s: Annotated[float, Field(gt=0.0, le=5.0)] = 1.0
+    #: Host receive delay, uniform in 0..jitter_s (when no ``link`` is given).
     jitter_s: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
     battery_pct: Annotated[int, Field(ge=0, le=100)] = 87
+    #: The battery runs flat at this time: its level falls from ``battery_pct`` at connect to 0
+    #: (notified at every whole percent), then the footpod stops sending and disconnects.
+    battery_dies_at_s: Annotated[float | None, Field(gt=0.0)] = None
+    #: Deliver through the shared link model (connection events, packet loss, drops) instead of
+    #: the simple ``jitter_s`` delay.
+    link: LinkSpec | None = None
 
 
 class ScenarioMount(_Strict):
@@ -162,6 +178,51 @@ class ImuSpec(_Strict):
         return self
 
 
+#: Output data rates a Polar H10 accelerometer supports.
+PmdSampleRate = Literal[25, 50, 100, 200]
+
+#: The H10's mount (DEFAULT_MOUNTS["polar_pmd"]): z out of the chest, x to the left, y up.
+_H10_MOUNT: Final = ScenarioMount(
+    forward=DEFAULT_MOUNTS["polar_pmd"]["forward"],
+    left=DEFAULT_MOUNTS["polar_pmd"]["left"],
+    up=DEFAULT_MOUNTS["polar_pmd"]["up"],
+)
+
+
+class PmdSpec(_Strict):
+    """A virtual Polar H10: chest accelerometer frames (no gyro) over Polar Measurement Data.
+
+    Frames carry the sensor clock's time (ns since 2000-01-01) of their last sample; the clock
+    runs ``clock_drift_ppm`` fast. ``frame_type = "compressed"`` sends delta-compressed ACC
+    frames of type 0x81 (raw mG, factor 1.0), filled with as many samples as one notification
+    of ``mtu`` holds; ``"uncompressed"`` sends type 0x01 frames (3 x i16 mG per sample).
+    """
+
+    profile: Literal["polar_pmd"]
+    placement: Literal["chest"] = "chest"
+    mount: ScenarioMount = _H10_MOUNT
+    tilt_forward_deg: Annotated[float, Field(ge=-MAX_TILT_DEG, le=MAX_TILT_DEG)] = 0.0
+    tilt_side_deg: Annotated[float, Field(ge=-MAX_TILT_DEG, le=MAX_TILT_DEG)] = 0.0
+    sample_rate_hz: PmdSampleRate = 200
+    range_g: Literal[2, 4, 8] = 8
+    frame_type: Literal["compressed", "uncompressed"] = "compressed"
+    #: The negotiated ATT MTU (an H10 gives 232): a notification holds ``mtu - 3`` bytes.
+    mtu: Annotated[int, Field(ge=23, le=517)] = 232
+    acc_noise_g: Annotated[float, Field(ge=0.0, le=0.1)] = 0.004
+    acc_bias_g: Annotated[float, Field(ge=0.0, le=0.1)] = 0.01
+    clock_drift_ppm: Annotated[float, Field(ge=-500.0, le=500.0)] = -40.0
+    battery_pct: Annotated[int, Field(ge=0, le=100)] = 82
+    link: LinkSpec = LinkSpec()
+
+    @model_validator(mode="after")
+    def _tilt_within_limit(self) -> PmdSpec:
+        if math.hypot(self.tilt_forward_deg, self.tilt_side_deg) > MAX_TILT_DEG + 1e-9:
+            raise ValueError(
+                f"tilt_forward_deg, tilt_side_deg: the strap tilts more than {MAX_TILT_DEG:g}°"
+            )
+        return self
+
+
 class HeartRateSpec(_Strict):
     """A virtual heart-rate strap: one Heart Rate Measurement with RR intervals per interval."""
 
@@ -196,10 +257,10 @@ class BreathSpec(_Strict):
 
 
 #: The sensor profiles a scenario can put on the runner.
-PROFILES: Final = ("rsc", "runmon_imu", "heart_rate", "runmon_breath")
+PROFILES: Final = ("rsc", "runmon_imu", "heart_rate", "runmon_breath", "polar_pmd")
 
 #: One of the sensor specs (what ``isinstance`` dispatch narrows).
-SensorSpecType = FootpodSpec | ImuSpec | HeartRateSpec | BreathSpec
+SensorSpecType = FootpodSpec | ImuSpec | HeartRateSpec | BreathSpec | PmdSpec
 #: A ``[sensors.ID]`` table: its ``profile`` says which spec validates it.
 SensorSpec = Annotated[SensorSpecType, Field(discriminator="profile")]
 
@@ -252,6 +313,38 @@ class Keyframe(_Strict):
     note: str | None = None
 
 
+# --- events ---------------------------------------------------------------------------------
+
+
+class PainSpec(_Strict):
+    """A pain report (0 none … 10 worst); ``radiating``: the pain runs down the legs."""
+
+    level: Annotated[int, Field(ge=0, le=10, strict=True)]
+    location: PainLocation
+    radiating: Annotated[bool, Field(strict=True)] = False
+
+
+class ControlSpec(_Strict):
+    """The runner's app starts, stops, mutes, unmutes or snoozes the coach."""
+
+    action: ControlAction
+    minutes: Annotated[float | None, Field(gt=0.0, le=24 * 60.0)] = None
+
+
+class EventSpec(_Strict):
+    """What the runner's app sends at ``t_s``: exactly one of ``pain`` and ``control``."""
+
+    t_s: Annotated[float, Field(ge=0.0)]
+    pain: PainSpec | None = None
+    control: ControlSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EventSpec:
+        if (self.pain is None) == (self.control is None):
+            raise ValueError("pain, control: an event is exactly one of pain and control")
+        return self
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -265,6 +358,8 @@ class Scenario(_Strict):
     #: When the fault starts, for scenarios that show one (tests measure cue latency from here).
     fault_onset_s: Annotated[float | None, Field(ge=0.0)] = None
     expected_cues: tuple[str, ...] = ()
+    #: Pain reports and control commands, as the runner's app sends them.
+    events: list[EventSpec] = []
 
     @model_validator(mode="after")
     def _check_timeline(self) -> Scenario:
@@ -280,6 +375,19 @@ class Scenario(_Strict):
         for sensor_id in self.sensors:
             if not _matches(sensor_id):
                 raise ValueError(f"sensors.{sensor_id}: ids are [A-Za-z0-9_-]{{1,64}}")
+        for i, event in enumerate(self.events):
+            if event.t_s > self.duration_s:
+                raise ValueError(
+                    f"events.{i}.t_s: {event.t_s:g} s is after the scenario ends "
+                    f"({self.duration_s:g} s)"
+                )
+        for sensor_id, spec in self.sensors.items():
+            dies = spec.battery_dies_at_s if isinstance(spec, FootpodSpec) else None
+            if dies is not None and dies > self.duration_s:
+                raise ValueError(
+                    f"sensors.{sensor_id}.battery_dies_at_s: after the scenario ends "
+                    f"({self.duration_s:g} s)"
+                )
         return self
 
     def sets(self, name: str) -> bool:
@@ -351,7 +459,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        parts = [str(part) for part in first["loc"]]
+        if len(parts) > 2 and parts[0] == "sensors" and parts[2] in PROFILES:
+            del parts[2]  # the union's tag: the sensor's own fields follow
+        loc = ".".join(parts) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
             # A sensor without a known profile: name the field, list the choices.

@@ -17,7 +17,9 @@ from typing import TextIO
 import numpy as np
 
 from sensors.recording import (
+    ControlEvent,
     MountSpec,
+    PainEvent,
     Record,
     RecordingHeader,
     RecordingWriter,
@@ -32,11 +34,20 @@ from simulators.hr_strap import VirtualHeartRateStrap
 from simulators.imu import VirtualImu
 from simulators.link import receive_time
 from simulators.model import VirtualRunner, simulate
-from simulators.scenario import FootpodSpec, HeartRateSpec, ImuSpec, Scenario, SensorSpecType
+from simulators.polar_h10 import VirtualPolarH10
+from simulators.scenario import (
+    FootpodSpec,
+    HeartRateSpec,
+    ImuSpec,
+    PmdSpec,
+    Scenario,
+    SensorSpecType,
+)
 from simulators.truth import truth_series, write_truth
 
 __all__ = [
     "effective_duration_s",
+    "event_records",
     "recording_header",
     "sensor_records",
     "simulated_records",
@@ -52,10 +63,17 @@ def _header_sensor(sensor_id: str, spec: SensorSpecType) -> HeaderSensorSpec:
         return HeaderSensorSpec(
             id=sensor_id, profile=spec.profile, cadence_unit=spec.declared_cadence_unit
         )
-    if isinstance(spec, ImuSpec):
+    if isinstance(spec, ImuSpec | PmdSpec):
         mount = MountSpec(forward=spec.mount.forward, left=spec.mount.left, up=spec.mount.up)
+        settings = None
+        if isinstance(spec, PmdSpec):
+            settings = {"acc": {"sample_rate_hz": spec.sample_rate_hz, "range_g": spec.range_g}}
         return HeaderSensorSpec(
-            id=sensor_id, profile=spec.profile, placement=spec.placement, mount=mount
+            id=sensor_id,
+            profile=spec.profile,
+            placement=spec.placement,
+            mount=mount,
+            settings=settings,
         )
     return HeaderSensorSpec(id=sensor_id, profile=spec.profile)
 
@@ -90,16 +108,35 @@ def sensor_records(
         return VirtualImu(sensor_id, spec, runner, seeds).records()
     if isinstance(spec, HeartRateSpec):
         return VirtualHeartRateStrap(sensor_id, spec, runner, seeds).records()
+    if isinstance(spec, PmdSpec):
+        return VirtualPolarH10(sensor_id, spec, runner, seeds).records()
     return VirtualBreathBand(sensor_id, spec, runner, seeds).records()
 
 
+def event_records(scenario: Scenario, duration_s: float) -> list[Record]:
+    """The scenario's pain reports and control commands up to ``duration_s``, in time order."""
+    out: list[Record] = []
+    for event in sorted(scenario.events, key=lambda e: e.t_s):
+        if event.t_s > duration_s:
+            break
+        t = round(event.t_s, 4)
+        if event.pain is not None:
+            pain = event.pain
+            out.append(PainEvent(t, pain.level, pain.location, pain.radiating))
+        elif event.control is not None:
+            out.append(ControlEvent(t, event.control.action, event.control.minutes))
+    return out
+
+
 def simulated_records(scenario: Scenario, duration_s: float, seed: int) -> Iterator[Record]:
-    """Every sensor's records, merged in receive-time order; deterministic per seed."""
+    """Every sensor's records and the runner's app events, merged in receive-time order;
+    deterministic per seed."""
     runner = simulate(scenario, duration_s, seed)
-    streams = [
+    streams: list[Iterator[Record]] = [
         sensor_records(runner, index, sensor_id, spec)
         for index, (sensor_id, spec) in enumerate(scenario.sensors.items())
     ]
+    streams.append(iter(event_records(scenario, duration_s)))
     return heapq.merge(*streams, key=receive_time)
 
 

@@ -380,6 +380,14 @@ def _observable(scenario: Scenario) -> set[str]:
         seen.add("lateral_sway_cm")
         if placements & {"chest", "upper_back"}:
             seen |= {"trunk_lean_deg", "lean_variability_deg"}
+    if "polar_pmd" in profiles:  # a chest accelerometer: no gyro, so no rotation nor sway
+        seen |= {
+            "cadence_spm",
+            "vertical_oscillation_cm",
+            "ground_contact_ms",
+            "trunk_lean_deg",
+            "lean_variability_deg",
+        }
     if "runmon_breath" in profiles:
         seen |= {"breathing_rate_bpm", "breath_depth_rel"}
         if "cadence_spm" in seen:
