@@ -33,9 +33,9 @@ class PhaseTracker:
         an uncalibrated IMU speed can make warm-up drills look like a run."""
         speed, cadence = metrics.get("speed_mps"), metrics.get("cadence_spm")
         speed_ok = qualities.get("speed_mps", "ok") == "ok"
-        return (
-            speed is not None and speed_ok and speed >= self.config.running_from_speed_mps
-        ) or (cadence is not None and cadence >= self.config.running_from_cadence_spm)
+        return (speed is not None and speed_ok and speed >= self.config.running_from_speed_mps) or (
+            cadence is not None and cadence >= self.config.running_from_cadence_spm
+        )
 
     def running_for_s(self, t_s: float) -> float:
         """Seconds since running first started (0 before)."""
