@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.realdata import sacral_errors
 from monitor.analyze import Analysis, analyze_recording
-from monitor.estimators.gait import Contact, detect_contacts
 from monitor.metrics import MetricName
 from rules.catalog import FORM_CODES
 from sensors import uuids
@@ -37,7 +37,6 @@ from simulators.session import truth_series, write_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 STEADY_TOML = ROOT / "simulators" / "scenarios" / "steady.toml"
-DATASET = ROOT.parent / "shared" / "datasets" / "sacral-accel-grf"
 DECLARED_MOUNT = 'forward = "+x"\nleft = "+y"\nup = "+z"'
 
 Row = tuple[str, str, str]
@@ -214,41 +213,13 @@ def _imu_only_speed(workdir: Path) -> list[Row]:
 
 
 def bench_real_data() -> list[Row]:
-    """Cadence and contact time on the sacral force-plate data set (31 treadmill trials)."""
-    acc = np.loadtxt(DATASET / "Accelerometer_one_sub.csv", delimiter=",")
-    grf = np.loadtxt(DATASET / "GRF_one_sub.csv", delimiter=",")
-    t = np.arange(grf.shape[1]) / 500.0
-    cadence_err, contact_err = [], []
-    for trial in range(grf.shape[0]):
-        plate = detect_contacts(t, grf[trial], threshold_g=0.05)
-        sensed = detect_contacts(t, acc[trial, : grf.shape[1]])
-        td_p = np.array([c.touchdown_s for c in plate])
-        td_s = np.array([c.touchdown_s for c in sensed])
-        cadence_err.append(
-            abs(
-                60 * (td_s.size - 1) / (td_s[-1] - td_s[0])
-                - 60 * (td_p.size - 1) / (td_p[-1] - td_p[0])
-            )
-        )
-        diffs = [_nearest(sensed, c.touchdown_s).duration_s - c.duration_s for c in plate]
-        contact_err.append(abs(1000.0 * float(np.mean(diffs))))
-    label = "real sacral accelerometer vs force plate, 31 trials"
+    """Cadence and contact time on the sacral force-plate data set."""
+    errors = sacral_errors()
+    label = f"real sacral accelerometer vs force plate, {errors.trials} trials"
     return [
-        (
-            f"cadence ({label})",
-            "steps/min MAE",
-            f"{statistics.fmean(cadence_err):.2f} (anchor ≈ 1)",
-        ),
-        (
-            f"ground contact time ({label})",
-            "ms MAE",
-            f"{statistics.fmean(contact_err):.1f} (anchor ≈ 20)",
-        ),
+        (f"cadence ({label})", "steps/min MAE", f"{errors.cadence_mae_spm:.2f} (anchor ≈ 1)"),
+        (f"ground contact time ({label})", "ms MAE", f"{errors.contact_mae_ms:.1f} (anchor ≈ 20)"),
     ]
-
-
-def _nearest(contacts: list[Contact], touchdown_s: float) -> Contact:
-    return min(contacts, key=lambda c: abs(c.touchdown_s - touchdown_s))
 
 
 # -- speed and memory -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 MetricName = Literal[
     "cadence_spm",
@@ -29,21 +29,7 @@ MetricName = Literal[
 #: Every metric, in the order rows list them. The last two are runmon's additions to DESIGN
 #: §3.3: side-to-side sway of the trunk per stride (peak-to-peak), and the spread (standard
 #: deviation) of stride-averaged lean over 30 s, the instability measures behind core_engage.
-METRIC_NAMES: Final[tuple[MetricName, ...]] = (
-    "cadence_spm",
-    "speed_mps",
-    "stride_length_m",
-    "trunk_lean_deg",
-    "trunk_rotation_deg",
-    "vertical_oscillation_cm",
-    "ground_contact_ms",
-    "breathing_rate_bpm",
-    "breath_depth_rel",
-    "steps_per_breath",
-    "heart_rate_bpm",
-    "lateral_sway_cm",
-    "lean_variability_deg",
-)
+METRIC_NAMES: Final[tuple[MetricName, ...]] = get_args(MetricName)
 
 #: Decimal places each metric is reported with: finer than any sensor resolves is noise.
 METRIC_DECIMALS: Final[Mapping[MetricName, int]] = {

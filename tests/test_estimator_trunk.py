@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.realdata import sacral_errors
 from monitor.analyze import Analysis, analyze_recording
-from monitor.estimators.gait import detect_contacts
 from monitor.estimators.trunk import TrunkImuEstimator
 from sensors import uuids
 from sensors.gatt import decode_imu_block
@@ -161,29 +161,11 @@ def test_silence_turns_metrics_null_then_they_recover(tmp_path: Path) -> None:
 
 
 def test_cadence_and_contact_time_on_real_sacral_force_plate_data() -> None:
-    acc = np.loadtxt(DATASET / "Accelerometer_one_sub.csv", delimiter=",")
-    grf = np.loadtxt(DATASET / "GRF_one_sub.csv", delimiter=",")
-    fs = 500.0
-    t = np.arange(grf.shape[1]) / fs
-    cadence_err, contact_err = [], []
-    for trial in range(grf.shape[0]):
-        plate = detect_contacts(t, grf[trial], threshold_g=0.05)
-        sensed = detect_contacts(t, acc[trial, : grf.shape[1]])
-        td_p = np.array([c.touchdown_s for c in plate])
-        td_s = np.array([c.touchdown_s for c in sensed])
-        cadence_err.append(
-            60 * (td_s.size - 1) / (td_s[-1] - td_s[0])
-            - 60 * (td_p.size - 1) / (td_p[-1] - td_p[0])
-        )
-        diffs = []
-        for c in plate:
-            nearest = min(sensed, key=lambda s: abs(s.touchdown_s - c.touchdown_s))
-            if abs(nearest.touchdown_s - c.touchdown_s) < 0.08:
-                diffs.append(nearest.duration_s - c.duration_s)
-        contact_err.append(1000 * float(np.mean(diffs)))
+    errors = sacral_errors()
+    assert errors.trials == 31
     # Published anchors for a sacral sensor: about 1 step/min and 20 ms.
-    assert float(np.mean(np.abs(cadence_err))) <= 1.5
-    assert float(np.mean(np.abs(contact_err))) <= 20.0
+    assert errors.cadence_mae_spm <= 1.5
+    assert errors.contact_mae_ms <= 20.0
 
 
 def test_imu_carries_speed_on_when_the_footpod_dies(tmp_path: Path) -> None:
