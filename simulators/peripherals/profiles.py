@@ -18,7 +18,7 @@ from sensors.gatt import (
     encode_imu_config,
     encode_rsc_feature,
 )
-from sensors.profiles import PROFILE_SERVICES
+from sensors.profiles import PROFILE_SERVICES, ProfileName
 from simulators.peripherals.gatt_server import (
     CharacteristicSpec,
     PeripheralSpec,
@@ -60,6 +60,22 @@ def battery_service(level_pct: int = 100) -> ServiceSpec:
     )
 
 
+def _strap(
+    name: str,
+    profile: ProfileName,
+    service: ServiceSpec,
+    battery_pct: int,
+    address: str | None,
+) -> PeripheralSpec:
+    """A sensor of ``profile``: its own service plus Battery, advertising the profile's UUID."""
+    return PeripheralSpec(
+        name=name,
+        services=(service, battery_service(battery_pct)),
+        advertised_services=(PROFILE_SERVICES[profile],),
+        address=address,
+    )
+
+
 def footpod(
     name: str = "runmon Footpod",
     *,
@@ -68,39 +84,25 @@ def footpod(
     address: str | None = None,
 ) -> PeripheralSpec:
     """RSC 0x1814: RSC Measurement (notify), RSC Feature (read); plus Battery."""
-    return PeripheralSpec(
-        name=name,
-        services=(
-            ServiceSpec(
-                uuids.RSC_SERVICE,
-                (
-                    CharacteristicSpec(uuids.RSC_MEASUREMENT, notify=True),
-                    CharacteristicSpec(uuids.RSC_FEATURE, value=encode_rsc_feature(feature)),
-                ),
-            ),
-            battery_service(battery_pct),
+    service = ServiceSpec(
+        uuids.RSC_SERVICE,
+        (
+            CharacteristicSpec(uuids.RSC_MEASUREMENT, notify=True),
+            CharacteristicSpec(uuids.RSC_FEATURE, value=encode_rsc_feature(feature)),
         ),
-        advertised_services=(PROFILE_SERVICES["rsc"],),
-        address=address,
     )
+    return _strap(name, "rsc", service, battery_pct, address)
 
 
 def heart_rate_strap(
     name: str = "runmon HR", *, battery_pct: int = 100, address: str | None = None
 ) -> PeripheralSpec:
     """Heart Rate 0x180D: Heart Rate Measurement (notify); plus Battery."""
-    return PeripheralSpec(
-        name=name,
-        services=(
-            ServiceSpec(
-                uuids.HEART_RATE_SERVICE,
-                (CharacteristicSpec(uuids.HEART_RATE_MEASUREMENT, notify=True),),
-            ),
-            battery_service(battery_pct),
-        ),
-        advertised_services=(PROFILE_SERVICES["heart_rate"],),
-        address=address,
+    service = ServiceSpec(
+        uuids.HEART_RATE_SERVICE,
+        (CharacteristicSpec(uuids.HEART_RATE_MEASUREMENT, notify=True),),
     )
+    return _strap(name, "heart_rate", service, battery_pct, address)
 
 
 def imu_strap(
@@ -111,39 +113,25 @@ def imu_strap(
     address: str | None = None,
 ) -> PeripheralSpec:
     """runmon IMU: data (notify), config (read); plus Battery."""
-    return PeripheralSpec(
-        name=name,
-        services=(
-            ServiceSpec(
-                uuids.RUNMON_IMU_SERVICE,
-                (
-                    CharacteristicSpec(uuids.RUNMON_IMU_DATA, notify=True),
-                    CharacteristicSpec(uuids.RUNMON_IMU_CONFIG, value=encode_imu_config(config)),
-                ),
-            ),
-            battery_service(battery_pct),
+    service = ServiceSpec(
+        uuids.RUNMON_IMU_SERVICE,
+        (
+            CharacteristicSpec(uuids.RUNMON_IMU_DATA, notify=True),
+            CharacteristicSpec(uuids.RUNMON_IMU_CONFIG, value=encode_imu_config(config)),
         ),
-        advertised_services=(PROFILE_SERVICES["runmon_imu"],),
-        address=address,
     )
+    return _strap(name, "runmon_imu", service, battery_pct, address)
 
 
 def breath_band(
     name: str = "runmon Breath", *, battery_pct: int = 100, address: str | None = None
 ) -> PeripheralSpec:
     """runmon Breath: data (notify); plus Battery."""
-    return PeripheralSpec(
-        name=name,
-        services=(
-            ServiceSpec(
-                uuids.RUNMON_BREATH_SERVICE,
-                (CharacteristicSpec(uuids.RUNMON_BREATH_DATA, notify=True),),
-            ),
-            battery_service(battery_pct),
-        ),
-        advertised_services=(PROFILE_SERVICES["runmon_breath"],),
-        address=address,
+    service = ServiceSpec(
+        uuids.RUNMON_BREATH_SERVICE,
+        (CharacteristicSpec(uuids.RUNMON_BREATH_DATA, notify=True),),
     )
+    return _strap(name, "runmon_breath", service, battery_pct, address)
 
 
 def pmd_service(control: WriteHandler, *, features: bytes) -> ServiceSpec:
