@@ -8,23 +8,30 @@ does not decode raises :class:`~sensors.errors.DecodeError`; the session counts 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
 
 from monitor.estimators.breathing import BreathingEstimator, RrBreathingEstimator
 from monitor.estimators.footpod import FootpodEstimator
+from monitor.estimators.gait import FloatArray
 from monitor.estimators.heart_rate import HeartRateEstimator
 from monitor.estimators.trunk import TrunkImuEstimator
 from monitor.metrics import MetricName, MetricValue
 from sensors import uuids
-from sensors.gatt import decoder_for
+from sensors.gatt import _wire, decoder_for
 from sensors.gatt.battery import decode_battery_level
 from sensors.gatt.heart_rate import decode_heart_rate_measurement
 from sensors.gatt.polar_pmd import PmdMeasurementType, decode_pmd_data
 from sensors.gatt.rsc import decode_rsc_measurement
 from sensors.gatt.runmon_breath import decode_breath_block
-from sensors.gatt.runmon_imu import decode_imu_block
+from sensors.gatt.runmon_imu import (
+    ACC_LSB_PER_G,
+    FLAG_GYRO,
+    GYRO_LSB_PER_DPS,
+    ImuBlock,
+    decode_imu_block,
+)
 from sensors.profiles import DEFAULT_MOUNTS
 from sensors.recording import MountSpec, Notification, SensorSpec
 from sensors.timing import SequenceTimer, TimestampTimer
@@ -101,37 +108,115 @@ def _mount(spec: SensorSpec) -> MountSpec:
     return MountSpec(forward=default["forward"], left=default["left"], up=default["up"])
 
 
+#: Scale of each (acc, gyro) plane of a runmon IMU record, in g and °/s per LSB.
+_IMU_SCALE: Final = np.array([1.0 / ACC_LSB_PER_G, 1.0 / GYRO_LSB_PER_DPS]).reshape(2, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedImu:
+    """A notification whose header checked out; its samples are decoded when needed."""
+
+    t_s: float
+    sequence: int
+    n: int
+    flags: int
+    payload: bytes
+    block: ImuBlock | None  # decoded on arrival: a payload the quick check did not vouch for
+
+
+def _quick_imu_header(payload: bytes) -> tuple[int, int, int, int] | None:
+    """(flags, sequence, sample rate, n) of a runmon IMU payload that passes every check of
+    :func:`decode_imu_block`; None for any other (let the decoder say what is wrong)."""
+    if len(payload) < _wire.BLOCK_HEADER.size:
+        return None
+    version, flags, sequence, rate, n = _wire.BLOCK_HEADER.unpack_from(payload)
+    record = 12 if flags == FLAG_GYRO else 6  # bytes per sample: acc (+ gyro) x,y,z i16
+    if (
+        version != _wire.BLOCK_VERSION
+        or flags & ~FLAG_GYRO
+        or not _wire.MIN_SAMPLE_RATE_HZ <= rate <= _wire.MAX_SAMPLE_RATE_HZ
+        or len(payload) != _wire.BLOCK_HEADER.size + n * record
+    ):
+        return None
+    return flags, sequence, rate, n
+
+
 class ImuChannel(Channel):
-    """A runmon IMU strap: sequence-numbered blocks of acc (and gyro)."""
+    """A runmon IMU strap: sequence-numbered blocks of acc (and gyro).
+
+    Notifications are checked (header and length) as they arrive, so a bad one is still reported
+    on its own line, but decoded and timed in arrival order only when the trunk estimator next
+    processes: one array conversion for a second of blocks instead of one per notification.
+    """
 
     def __init__(self, spec: SensorSpec) -> None:
         super().__init__(spec)
         self.trunk: TrunkImuEstimator | None = None
         self.timer: SequenceTimer | None = None
+        self._queue: list[_QueuedImu] = []
 
     def handle_data(self, note: Notification) -> None:
         if note.char != uuids.RUNMON_IMU_DATA:
             super().handle_data(note)
             return
-        block = decode_imu_block(note.payload)
+        header = _quick_imu_header(note.payload)
+        block = None
+        if header is None:
+            block = decode_imu_block(note.payload)  # raises the DecodeError that says why
+            flags = FLAG_GYRO if block.gyro_dps is not None else 0
+            header = (flags, block.sequence, block.sample_rate_hz, block.n_samples)
+        flags, sequence, sample_rate_hz, n = header
         if self.trunk is None or self.timer is None:
-            self.timer = SequenceTimer(block.sample_rate_hz)
+            self.timer = SequenceTimer(sample_rate_hz)
             self.trunk = TrunkImuEstimator(
                 mount=_mount(self.spec),
-                sample_rate_hz=block.sample_rate_hz,
+                sample_rate_hz=sample_rate_hz,
                 placement=self.spec.placement,
             )
+            self.trunk.before_processing = self.flush
             self.estimators = (self.trunk,)
-        timed = self.timer.push(note.t, block.sequence, block.acc_g.shape[0])
-        if timed is None:
+        self._queue.append(_QueuedImu(note.t, sequence, n, flags, note.payload, block))
+
+    def flush(self) -> None:
+        """Decode and time the queued notifications, in arrival order, into the estimator."""
+        queue, self._queue = self._queue, []
+        if not queue or self.trunk is None or self.timer is None:
             return
-        start = timed.start
-        gyro = None if block.gyro_dps is None else block.gyro_dps[start:]
-        self.trunk.update(timed.t_s, block.acc_g[start:], gyro)
+        first = queue[0]
+        acc: list[FloatArray]
+        gyro: list[FloatArray | None]
+        if all(q.block is None and q.n == first.n and q.flags == first.flags for q in queue):
+            acc, gyro = _decode_imu_batch([q.payload for q in queue], first.n, first.flags)
+        else:
+            blocks = [decode_imu_block(q.payload) if q.block is None else q.block for q in queue]
+            acc = [b.acc_g for b in blocks]
+            gyro = [b.gyro_dps for b in blocks]
+        for k, q in enumerate(queue):
+            timed = self.timer.push(q.t_s, q.sequence, q.n)
+            if timed is None:
+                continue
+            start = timed.start
+            gyro_k = gyro[k]
+            self.trunk.update(timed.t_s, acc[k][start:], None if gyro_k is None else gyro_k[start:])
 
     def reconnected(self) -> None:
         if self.timer is not None:
+            self.flush()
             self.timer.reset()
+
+
+def _decode_imu_batch(
+    payloads: list[bytes], n: int, flags: int
+) -> tuple[list[FloatArray], list[FloatArray | None]]:
+    """acc and gyro, each (n, 3), of k same-shaped, checked runmon IMU payloads."""
+    size = len(payloads[0])
+    raw = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size)
+    # Drop the headers, then read the records as i16 (acc x,y,z[, gyro x,y,z]) per sample.
+    records = np.ascontiguousarray(raw[:, _wire.BLOCK_HEADER.size :]).view("<i2")
+    if flags & FLAG_GYRO:
+        planes = records.reshape(len(payloads), n, 2, 3) * _IMU_SCALE
+        return list(planes[:, :, 0]), list(planes[:, :, 1])
+    return list(records.reshape(len(payloads), n, 3) * _IMU_SCALE[0, 0]), [None] * len(payloads)
 
 
 class PmdChannel(Channel):

@@ -16,12 +16,14 @@ class RollingMean:
         self._sum = 0.0
 
     def update(self, t_s: float, value: float | None) -> float | None:
+        values = self._values
         if value is not None:
-            self._values.append((t_s, value))
+            values.append((t_s, value))
             self._sum += value
-        while self._values and self._values[0][0] <= t_s - self.window_s:
-            self._sum -= self._values.popleft()[1]
-        if not self._values:
+        cutoff = t_s - self.window_s
+        while values and values[0][0] <= cutoff:
+            self._sum -= values.popleft()[1]
+        if not values:
             self._sum = 0.0
             return None
-        return self._sum / len(self._values)
+        return self._sum / len(values)

@@ -42,19 +42,18 @@ class Contact:
         return self.toeoff_s - self.touchdown_s
 
 
-def _crossings(t_s: FloatArray, x: FloatArray, level: float) -> tuple[FloatArray, FloatArray]:
-    """Interpolated times where ``x`` rises above and falls below ``level``."""
+def _events(t_s: FloatArray, x: FloatArray, level: float) -> list[tuple[float, bool]]:
+    """Where ``x`` rises above or falls below ``level``, in time order: (time interpolated
+    between the samples, whether rising). Each lies in its own sample interval, so index order
+    is time order."""
     above = x > level
-    rise = np.flatnonzero(~above[:-1] & above[1:]) + 1
-    fall = np.flatnonzero(above[:-1] & ~above[1:]) + 1
-
-    def at(idx: NDArray[np.intp]) -> FloatArray:
-        x0, x1 = x[idx - 1], x[idx]
-        frac = np.where(x1 != x0, (level - x0) / np.where(x1 != x0, x1 - x0, 1.0), 1.0)
-        out: FloatArray = t_s[idx - 1] + frac * (t_s[idx] - t_s[idx - 1])
-        return out
-
-    return at(rise), at(fall)
+    idx = np.flatnonzero(above[:-1] != above[1:]) + 1
+    if idx.size == 0:
+        return []
+    x0, x1 = x[idx - 1], x[idx]
+    frac = np.where(x1 != x0, (level - x0) / np.where(x1 != x0, x1 - x0, 1.0), 1.0)
+    times = t_s[idx - 1] + frac * (t_s[idx] - t_s[idx - 1])
+    return list(zip(times.tolist(), above[idx].tolist(), strict=True))
 
 
 class ContactDetector:
@@ -89,11 +88,9 @@ class ContactDetector:
         elif vertical_g[0] > self.threshold_g:
             self._open_s = float(t_s[0])
         self._last_t, self._last_x = float(t_s[-1]), float(vertical_g[-1])
-        rises, falls = _crossings(t_s, vertical_g, self.threshold_g)
-        events = sorted([(float(r), 1) for r in rises] + [(float(f), -1) for f in falls])
         done: list[Contact] = []
-        for time_s, kind in events:
-            if kind == 1:
+        for time_s, rise in _events(t_s, vertical_g, self.threshold_g):
+            if rise:
                 if self._pending is not None and time_s - self._pending.toeoff_s < self.merge_s:
                     self._open_s = self._pending.touchdown_s  # a dip inside the stance
                 else:

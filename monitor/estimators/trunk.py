@@ -27,6 +27,7 @@ those samples are not measured from, and steps or strides spanning a gap are not
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -99,42 +100,40 @@ class _Samples:
     def __init__(self) -> None:
         self.t = np.empty(0)
         self.cols = np.empty((0, _COLUMNS))
+        # Rows a1, l1, lean_int, a2, l2 (in the order they are integrated); the named arrays
+        # below are views of its rows.
+        self._ints = np.empty((5, 0))
         self.a1 = self.a2 = self.l1 = self.l2 = self.lean_int = np.empty(0)
         self.gaps: deque[tuple[float, float]] = deque()
-        self._last = (0.0, 0.0, 0.0)  # the last sample's vertical, lateral and lean
+        self._last = np.zeros(3)  # the last sample's vertical, lateral and lean
 
     def append(self, t_s: FloatArray, cols: FloatArray, period_s: float) -> None:
         # The integrals continue from the buffer's last sample (their constants cancel in every
         # use below), so only the new samples are integrated.
-        vertical = (cols[:, _VERTICAL] - 1.0) * G_MPS2
-        lateral = cols[:, _LATERAL] * G_MPS2
-        lean = cols[:, _LEAN]
+        x = np.empty((3, t_s.size))  # vertical and lateral acceleration (m/s²), lean
+        np.multiply(cols[:, _VERTICAL] - 1.0, G_MPS2, out=x[0])
+        np.multiply(cols[:, _LATERAL], G_MPS2, out=x[1])
+        x[2] = cols[:, _LEAN]
         if self.t.size:
             if t_s[0] - self.t[-1] > 1.5 * period_s:
                 self.gaps.append((float(self.t[-1]), float(t_s[0])))
-            dt = np.diff(t_s, prepend=self.t[-1])
-            a1 = _continue(self.a1[-1], self._last[0], vertical, dt)
-            a2 = _continue(self.a2[-1], self.a1[-1], a1, dt)
-            l1 = _continue(self.l1[-1], self._last[1], lateral, dt)
-            l2 = _continue(self.l2[-1], self.l1[-1], l1, dt)
-            li = _continue(self.lean_int[-1], self._last[2], lean, dt)
+            dt = _diff(t_s, float(self.t[-1]))
+            last = self._ints[:, -1]
+            first = _continue(last[:3], self._last, x, dt)
+            second = _continue(last[3:], last[:2], first[:2], dt)
             keep = int(np.searchsorted(self.t, t_s[-1] - BUFFER_S))
             self.t = np.concatenate((self.t[keep:], t_s))
             self.cols = np.concatenate((self.cols[keep:], cols))
-            self.a1 = np.concatenate((self.a1[keep:], a1))
-            self.a2 = np.concatenate((self.a2[keep:], a2))
-            self.l1 = np.concatenate((self.l1[keep:], l1))
-            self.l2 = np.concatenate((self.l2[keep:], l2))
-            self.lean_int = np.concatenate((self.lean_int[keep:], li))
+            new = np.concatenate((first, second))
+            self._ints = np.concatenate((self._ints[:, keep:], new), axis=1)
         else:
-            dt = np.diff(t_s, prepend=t_s[0])
+            dt = _diff(t_s, float(t_s[0]))
+            first = _continue(np.zeros(3), x[:, 0], x, dt)
+            second = _continue(np.zeros(2), np.zeros(2), first[:2], dt)
             self.t, self.cols = t_s, cols
-            self.a1 = _continue(0.0, vertical[0], vertical, dt)
-            self.a2 = _continue(0.0, 0.0, self.a1, dt)
-            self.l1 = _continue(0.0, lateral[0], lateral, dt)
-            self.l2 = _continue(0.0, 0.0, self.l1, dt)
-            self.lean_int = _continue(0.0, lean[0], lean, dt)
-        self._last = (float(vertical[-1]), float(lateral[-1]), float(lean[-1]))
+            self._ints = np.concatenate((first, second))
+        self.a1, self.l1, self.lean_int, self.a2, self.l2 = self._ints
+        self._last = x[:, -1].copy()
         inner = np.flatnonzero(dt[1:] > 1.5 * period_s)
         self.gaps.extend((float(t_s[i]), float(t_s[i + 1])) for i in inner)
         while self.gaps and self.gaps[0][1] < self.t[0]:
@@ -160,7 +159,7 @@ class _Samples:
         mean_acc = (first[i1] - first[i0]) / span
         pos = second[i0 : i1 + 1] - second[i0] - (first[i0] + 0.5 * mean_acc * d) * d
         pos -= pos[-1] * d / span
-        return float(pos.max() - pos.min())
+        return _ptp(pos)
 
     def chord_ptp(self, i0: int, i1: int, column: int) -> float:
         """Peak-to-peak of a column over ``i0..i1`` after removing the straight line between
@@ -168,19 +167,36 @@ class _Samples:
         x = self.cols[i0 : i1 + 1, column]
         d = self.t[i0 : i1 + 1] - self.t[i0]
         rel = x - (x[-1] - x[0]) * d / (self.t[i1] - self.t[i0])
-        return float(rel.max() - rel.min())
+        return _ptp(rel)
 
     def mean(self, i0: int, i1: int) -> float:
         """Time mean of the lean over ``i0..i1``."""
         return float((self.lean_int[i1] - self.lean_int[i0]) / (self.t[i1] - self.t[i0]))
 
 
-def _continue(start: float, x_before: float, x: FloatArray, dt: FloatArray) -> FloatArray:
-    """Trapezoid integral of ``x`` continuing from ``start`` (``x_before`` ``dt[0]`` earlier)."""
-    previous = np.empty(x.size)
-    previous[0] = x_before
-    previous[1:] = x[:-1]
-    out: FloatArray = start + np.cumsum(0.5 * (x + previous) * dt)
+def _ptp(x: FloatArray) -> float:
+    """``x.max() - x.min()``; the ufuncs' own reductions skip the array methods' overhead."""
+    return float(np.maximum.reduce(x)) - float(np.minimum.reduce(x))
+
+
+def _diff(x: FloatArray, before: float) -> FloatArray:
+    """``np.diff(x, prepend=before)`` without its generic (and slow) prepend machinery."""
+    out = np.empty(x.size)
+    out[0] = x[0] - before
+    np.subtract(x[1:], x[:-1], out=out[1:])
+    return out
+
+
+def _continue(start: FloatArray, x_before: FloatArray, x: FloatArray, dt: FloatArray) -> FloatArray:
+    """Trapezoid integrals of the rows of ``x`` continuing from ``start`` (``x_before``
+    ``dt[0]`` earlier), computed in place in one buffer."""
+    out = np.empty_like(x)
+    out[:, 0] = x[:, 0] + x_before
+    np.add(x[:, 1:], x[:, :-1], out=out[:, 1:])
+    out *= 0.5
+    out *= dt
+    np.cumsum(out, axis=1, out=out)
+    out += start[:, None]
     return out
 
 
@@ -202,6 +218,8 @@ class TrunkImuEstimator:
         self.measures_lean = self.placement != "pelvis"
         self.window_s = window_s
         self._pending: list[tuple[FloatArray, FloatArray, FloatArray | None]] = []
+        #: Called before queued blocks are processed (a channel that decodes lazily feeds them).
+        self.before_processing: Callable[[], None] | None = None
         self._orientation = OrientationFilter(sample_rate_hz)
         self._has_gyro: bool | None = None
         self._acc_state: FloatArray | None = None  # accelerometer-only low-pass state
@@ -235,6 +253,8 @@ class TrunkImuEstimator:
     # -- processing --------------------------------------------------------------------------
 
     def _process(self) -> None:
+        if self.before_processing is not None:
+            self.before_processing()
         if not self._pending:
             return
         blocks, self._pending = self._pending, []
@@ -281,6 +301,10 @@ class TrunkImuEstimator:
         """VQF quaternions for the samples, bridging lost samples with interpolated ones."""
         bridge = self._bridge_from
         self._bridge_from = (float(t_s[-1]), gyro[-1], acc[-1])
+        # Nothing lost (the usual case): no grid to build. Same test as ``slots.max() <= 1``.
+        steps = _diff(t_s, t_s[0] if bridge is None else bridge[0])
+        if np.rint(steps.max() / self.period_s) <= 1:
+            return self._orientation.update(gyro, acc)
         if bridge is not None:
             t_all = np.concatenate(([bridge[0]], t_s))
             gyro_all = np.vstack((bridge[1], gyro))
@@ -288,8 +312,6 @@ class TrunkImuEstimator:
         else:
             t_all, gyro_all, acc_all = t_s, gyro, acc
         slots = np.rint(np.diff(t_all) / self.period_s).astype(np.int64)
-        if slots.size == 0 or slots.max() <= 1:
-            return self._orientation.update(gyro, acc)
         # Place the real samples on a full grid and interpolate the missing ones.
         position = np.concatenate(([0], np.cumsum(np.maximum(slots, 1))))
         grid = np.arange(position[-1] + 1)
@@ -303,7 +325,7 @@ class TrunkImuEstimator:
     def _unwrap(self, azimuth_deg: FloatArray) -> FloatArray:
         """Continuous azimuth across blocks (no jumps at ±180°)."""
         last = self._last_azimuth_deg
-        step = np.diff(azimuth_deg, prepend=azimuth_deg[0] if last is None else last)
+        step = _diff(azimuth_deg, float(azimuth_deg[0]) if last is None else last)
         step -= 360.0 * np.rint(step / 360.0)
         out: FloatArray = (azimuth_deg[0] if last is None else last) + np.cumsum(step)
         self._last_azimuth_deg = float(out[-1])
@@ -384,7 +406,7 @@ class TrunkImuEstimator:
             return
         oscillation = samples.double_integral_ptp(i0, i1, samples.a1, samples.a2)
         vertical = samples.cols[i0 : i1 + 1, _VERTICAL]
-        length_feature = float(G_MPS2 * (vertical.max() - vertical.min())) ** 0.25
+        length_feature = (G_MPS2 * _ptp(vertical)) ** 0.25
         rotation = sway = lean = None
         stride_start = self._touchdowns[0].touchdown_s
         if len(self._touchdowns) == 3 and end - stride_start <= 2 * MAX_STEP_S:
