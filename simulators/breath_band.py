@@ -9,7 +9,6 @@ batched ``samples_per_notification`` to a notification.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterator
 from typing import Final
@@ -22,7 +21,7 @@ from sensors.gatt.battery import BatteryLevel, encode_battery_level
 from sensors.gatt.runmon_breath import BreathBlock, encode_breath_block
 from sensors.recording import Record
 from simulators.body import vertical_motion
-from simulators.link import Link, batched, connection_records, delivered, receive_time
+from simulators.link import Link, sensor_records
 from simulators.model import VirtualRunner
 from simulators.scenario import BreathSpec
 from simulators.signals import FloatArray, ar1
@@ -93,16 +92,12 @@ class VirtualBreathBand:
     def records(self) -> Iterator[Record]:
         """Connects, reads and data notifications in receive-time order."""
         reads = [(uuids.BATTERY_LEVEL, encode_battery_level(BatteryLevel(self.spec.battery_pct)))]
-        data = delivered(
+        return sensor_records(
             self.link,
-            np.random.default_rng(self._link_seed),
+            self._link_seed,
             self.sensor_id,
+            reads,
             uuids.RUNMON_BREATH_DATA,
-            batched(
-                ((t, encode_breath_block(block)) for t, block in self.blocks()),
-                _CHUNK_NOTIFICATIONS,
-            ),
-        )
-        return heapq.merge(
-            connection_records(self.link, self.sensor_id, reads), data, key=receive_time
+            ((t, encode_breath_block(block)) for t, block in self.blocks()),
+            _CHUNK_NOTIFICATIONS,
         )

@@ -7,7 +7,6 @@ notification loses its RR intervals.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
 from typing import Final
 
@@ -21,7 +20,7 @@ from sensors.gatt.heart_rate import (
     encode_heart_rate_measurement,
 )
 from sensors.recording import Record
-from simulators.link import Link, batched, connection_records, delivered, receive_time
+from simulators.link import Link, sensor_records
 from simulators.model import VirtualRunner
 from simulators.scenario import HeartRateSpec
 
@@ -78,13 +77,12 @@ class VirtualHeartRateStrap:
             (t, encode_heart_rate_measurement(m, hr_u16=self.spec.hr_u16))
             for t, m in self.measurements()
         )
-        data = delivered(
+        return sensor_records(
             self.link,
-            np.random.default_rng(self._link_seed),
+            self._link_seed,
             self.sensor_id,
+            reads,
             uuids.HEART_RATE_MEASUREMENT,
-            batched(payloads, 256),
-        )
-        return heapq.merge(
-            connection_records(self.link, self.sensor_id, reads), data, key=receive_time
+            payloads,
+            256,
         )

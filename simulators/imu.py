@@ -15,7 +15,6 @@ start at once.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from sensors.gatt.runmon_imu import (
 )
 from sensors.recording import Record
 from simulators.body import G_MPS2, Segment, evaluate
-from simulators.link import Link, batched, connection_records, delivered, receive_time
+from simulators.link import Link, sensor_records
 from simulators.model import VirtualRunner
 from simulators.scenario import ImuSpec, ScenarioMount
 from simulators.signals import FloatArray, ar1
@@ -189,16 +188,12 @@ class VirtualImu:
             ),
             (uuids.BATTERY_LEVEL, encode_battery_level(BatteryLevel(self.spec.battery_pct))),
         ]
-        data = delivered(
+        return sensor_records(
             self.link,
-            np.random.default_rng(self._link_seed),
+            self._link_seed,
             self.sensor_id,
+            reads,
             uuids.RUNMON_IMU_DATA,
-            batched(
-                ((t, encode_imu_block(block)) for t, block in self.blocks()),
-                _CHUNK_NOTIFICATIONS,
-            ),
-        )
-        return heapq.merge(
-            connection_records(self.link, self.sensor_id, reads), data, key=receive_time
+            ((t, encode_imu_block(block)) for t, block in self.blocks()),
+            _CHUNK_NOTIFICATIONS,
         )

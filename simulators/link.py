@@ -8,6 +8,7 @@ a drop lasts); a drop shows in the recording as a ``disconnect`` and a ``connect
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -130,3 +131,20 @@ def connection_records(
             for i, (char, payload) in enumerate(reads)
         ]
     return sorted((e for e in events if receive_time(e) <= link.end_s), key=receive_time)
+
+
+def sensor_records(
+    link: Link,
+    seed: np.random.SeedSequence,
+    sensor_id: str,
+    reads: Sequence[tuple[str, bytes]],
+    char: str,
+    payloads: Iterable[tuple[float, bytes]],
+    batch_size: int = 256,
+) -> Iterator[Record]:
+    """Everything a capture of one sensor holds: connects with their reads, and the data
+    notifications of ``payloads`` (send time, bytes) that arrive, in receive-time order."""
+    data = delivered(
+        link, np.random.default_rng(seed), sensor_id, char, batched(payloads, batch_size)
+    )
+    return heapq.merge(connection_records(link, sensor_id, reads), data, key=receive_time)

@@ -23,7 +23,6 @@ exchange (start request and response) is not recorded: the recording holds data 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from sensors.gatt.polar_pmd import PmdFrame, PmdMeasurementType, encode_pmd_data
 from sensors.recording import Record
 from simulators.body import G_MPS2, evaluate
 from simulators.imu import SEND_DELAY_S, mount_matrix, segment_of, tilt_matrix
-from simulators.link import Link, batched, connection_records, delivered, receive_time
+from simulators.link import Link, sensor_records
 from simulators.model import VirtualRunner
 from simulators.scenario import PmdSpec
 from simulators.signals import FloatArray
@@ -176,13 +175,12 @@ class VirtualPolarH10:
     def records(self) -> Iterator[Record]:
         """Connects, reads and data notifications in receive-time order."""
         reads = [(uuids.BATTERY_LEVEL, encode_battery_level(BatteryLevel(self.spec.battery_pct)))]
-        data = delivered(
+        return sensor_records(
             self.link,
-            np.random.default_rng(self._link_seed),
+            self._link_seed,
             self.sensor_id,
+            reads,
             uuids.PMD_DATA,
-            batched(self.payloads(), 256),
-        )
-        return heapq.merge(
-            connection_records(self.link, self.sensor_id, reads), data, key=receive_time
+            self.payloads(),
+            256,
         )

@@ -415,3 +415,13 @@ def test_an_uncorrected_fault_is_repeated_ever_less_often() -> None:
     again = _drive(coach, 2700, 3000, {**GOOD, "trunk_rotation_deg": 7.0})
     times = [c.t_s for c in again if c.code == "arm_swing"]
     assert times[1] - times[0] == 120
+
+
+def test_rule_signals_are_exactly_the_metrics() -> None:
+    # rules/ cannot import monitor/: the two name lists are kept equal by this test.
+    from typing import get_args
+
+    from monitor.metrics import METRIC_NAMES
+    from rules.config import SignalName
+
+    assert get_args(SignalName) == METRIC_NAMES
