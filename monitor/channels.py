@@ -183,21 +183,27 @@ class ImuChannel(Channel):
         if not queue or self.trunk is None or self.timer is None:
             return
         first = queue[0]
-        acc: list[FloatArray]
-        gyro: list[FloatArray | None]
         if all(q.block is None and q.n == first.n and q.flags == first.flags for q in queue):
+            # The usual second: same-shaped blocks, decoded and timed in one pass each.
             acc, gyro = _decode_imu_batch([q.payload for q in queue], first.n, first.flags)
-        else:
-            blocks = [decode_imu_block(q.payload) if q.block is None else q.block for q in queue]
-            acc = [b.acc_g for b in blocks]
-            gyro = [b.gyro_dps for b in blocks]
-        for k, q in enumerate(queue):
-            timed = self.timer.push(q.t_s, q.sequence, q.n)
-            if timed is None:
+            timed = self.timer.push_many(
+                [q.t_s for q in queue], [q.sequence for q in queue], first.n
+            )
+            if timed.kept is not None:
+                acc = acc[timed.kept]
+                gyro = None if gyro is None else gyro[timed.kept]
+            self.trunk.update(timed.t_s, acc, gyro)
+            return
+        for q in queue:
+            block = decode_imu_block(q.payload) if q.block is None else q.block
+            timed_block = self.timer.push(q.t_s, q.sequence, q.n)
+            if timed_block is None:
                 continue
-            start = timed.start
-            gyro_k = gyro[k]
-            self.trunk.update(timed.t_s, acc[k][start:], None if gyro_k is None else gyro_k[start:])
+            start = timed_block.start
+            gyro_k = block.gyro_dps
+            self.trunk.update(
+                timed_block.t_s, block.acc_g[start:], None if gyro_k is None else gyro_k[start:]
+            )
 
     def reconnected(self) -> None:
         if self.timer is not None:
@@ -207,16 +213,16 @@ class ImuChannel(Channel):
 
 def _decode_imu_batch(
     payloads: list[bytes], n: int, flags: int
-) -> tuple[list[FloatArray], list[FloatArray | None]]:
-    """acc and gyro, each (n, 3), of k same-shaped, checked runmon IMU payloads."""
+) -> tuple[FloatArray, FloatArray | None]:
+    """acc and gyro, each (k * n, 3), of k same-shaped, checked runmon IMU payloads."""
     size = len(payloads[0])
     raw = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size)
     # Drop the headers, then read the records as i16 (acc x,y,z[, gyro x,y,z]) per sample.
     records = np.ascontiguousarray(raw[:, _wire.BLOCK_HEADER.size :]).view("<i2")
     if flags & FLAG_GYRO:
-        planes = records.reshape(len(payloads), n, 2, 3) * _IMU_SCALE
-        return list(planes[:, :, 0]), list(planes[:, :, 1])
-    return list(records.reshape(len(payloads), n, 3) * _IMU_SCALE[0, 0]), [None] * len(payloads)
+        planes = records.reshape(len(payloads) * n, 2, 3) * _IMU_SCALE
+        return planes[:, 0], planes[:, 1]
+    return records.reshape(len(payloads) * n, 3) * _IMU_SCALE[0, 0], None
 
 
 class PmdChannel(Channel):
@@ -249,32 +255,101 @@ class PmdChannel(Channel):
 
 
 class BreathChannel(Channel):
-    """A runmon Breath band: sequence-numbered blocks of chest stretch."""
+    """A runmon Breath band: sequence-numbered blocks of chest stretch.
+
+    As :class:`ImuChannel`: notifications are checked (header and length) as they arrive, so a
+    bad one is still reported on its own line, and decoded and timed in arrival order when the
+    estimator next needs them (once per second of data: one array conversion and one estimator
+    call for a second's notifications; the estimator's results do not depend on the split).
+    """
+
+    _HEADER: Final = _wire.BLOCK_HEADER
+    _RATES: Final = range(_wire.MIN_SAMPLE_RATE_HZ, _wire.MAX_SAMPLE_RATE_HZ + 1)
 
     def __init__(self, spec: SensorSpec) -> None:
         super().__init__(spec)
         self.breathing: BreathingEstimator | None = None
         self.timer: SequenceTimer | None = None
+        self._queue: list[tuple[float, int, int, bytes]] = []  # (t, sequence, n, payload)
 
     def handle_data(self, note: Notification) -> None:
         if note.char != uuids.RUNMON_BREATH_DATA:
             super().handle_data(note)
             return
-        block = decode_breath_block(note.payload)
+        payload = note.payload
+        header = self._quick_header(payload)
+        if header is None:
+            block = decode_breath_block(payload)  # raises the DecodeError that says why
+            header = (block.sequence, block.sample_rate_hz, block.n_samples)
+        sequence, sample_rate_hz, n = header
         if (
             self.breathing is None
             or self.timer is None
-            or self.breathing.sample_rate_hz != block.sample_rate_hz
+            or self.breathing.sample_rate_hz != sample_rate_hz
         ):
-            self.timer = SequenceTimer(block.sample_rate_hz)
-            self.breathing = BreathingEstimator(sample_rate_hz=block.sample_rate_hz)
+            self._queue = []  # for the estimator being replaced: nobody reads it any more
+            self.timer = SequenceTimer(sample_rate_hz)
+            self.breathing = BreathingEstimator(sample_rate_hz=sample_rate_hz)
+            self.breathing.before_processing = self.flush
             self.estimators = (self.breathing,)
-        timed = self.timer.push(note.t, block.sequence, block.stretch.shape[0])
-        if timed is not None:
-            self.breathing.update(timed.t_s, np.asarray(block.stretch[timed.start :]))
+        self._queue.append((note.t, sequence, n, payload))
+
+    @classmethod
+    def _quick_header(cls, payload: bytes) -> tuple[int, int, int] | None:
+        """(sequence, sample rate, n) of a payload that passes every check of
+        :func:`decode_breath_block`; None for any other (the decoder says what is wrong)."""
+        size = cls._HEADER.size
+        if len(payload) < size:
+            return None
+        version, flags, sequence, rate, n = cls._HEADER.unpack_from(payload)
+        if (
+            version != _wire.BLOCK_VERSION
+            or flags
+            or rate not in cls._RATES
+            or len(payload) != size + 2 * n
+        ):
+            return None
+        return sequence, rate, n
+
+    def flush(self) -> None:
+        """Decode and time the queued notifications, in arrival order, into the estimator."""
+        queue = self._queue
+        if not queue or self.breathing is None or self.timer is None:
+            return
+        self._queue = []
+        size = self._HEADER.size
+        # Every queued payload decodes: its stretch values (u16) follow the header.
+        stretch = np.frombuffer(b"".join([q[3][size:] for q in queue]), dtype="<u2")
+        n = queue[0][2]
+        if all(q[2] == n for q in queue):  # the usual case: same-sized blocks, timed at once
+            batch = self.timer.push_many([q[0] for q in queue], [q[1] for q in queue], n)
+            if batch.t_s.size:
+                x = stretch if batch.kept is None else stretch[batch.kept]
+                self.breathing.update(batch.t_s, x.astype(np.float64))
+            return
+        times: list[FloatArray] = []
+        keep: list[slice] = []
+        whole = True  # every sample is new
+        start = 0
+        for t_s, sequence, n, _ in queue:
+            timed = self.timer.push(t_s, sequence, n)
+            if timed is None:
+                whole = False
+            else:
+                times.append(timed.t_s)
+                keep.append(slice(start + timed.start, start + n))
+                whole = whole and timed.start == 0
+            start += n
+        if not times:
+            return
+        x = stretch if whole else np.concatenate([stretch[k] for k in keep])
+        self.breathing.update(
+            times[0] if len(times) == 1 else np.concatenate(times), x.astype(np.float64)
+        )
 
     def reconnected(self) -> None:
         if self.timer is not None:
+            self.flush()
             self.timer.reset()
 
 

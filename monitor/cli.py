@@ -133,21 +133,30 @@ def _serve_scenario(args: argparse.Namespace, scenario: Scenario, duration_s: fl
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from monitor.analyze import analyze_recording, write_analysis
+    import os
+
+    from monitor.analyze import STDOUT, analyze_to_json
     from monitor.history import History
     from rules.config import load_rule_config
 
     rules = load_rule_config(args.rules) if args.rules else None
-    if args.history is None:
-        analysis = analyze_recording(args.recording, rules=rules)
-    else:
-        with History(args.history) as history:
-            analysis = analyze_recording(args.recording, rules=rules, history=history)
-    write_analysis(analysis, args.json)
-    codes = ", ".join(f"{c.code}@{c.t_s:.0f}s" for c in analysis.cues) or "none"
+    to_stdout = str(args.json) == STDOUT
+    # Rows stream into the document as they are made: memory does not grow with the recording.
+    try:
+        if args.history is None:
+            result = analyze_to_json(args.recording, args.json, rules=rules)
+        else:
+            with History(args.history) as history:
+                result = analyze_to_json(args.recording, args.json, rules=rules, history=history)
+    except BrokenPipeError:
+        # The reader of ``--json -`` went away (``| head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUNTIME
+    codes = ", ".join(f"{c.code}@{c.t_s:.0f}s" for c in result.cues) or "none"
     print(
-        f"analyzed {args.recording}: {analysis.duration_s:.1f} s, {len(analysis.rows)} rows, "
-        f"cues: {codes}, bad lines: {analysis.errors} -> {args.json}"
+        f"analyzed {args.recording}: {result.duration_s:.1f} s, {result.row_count} rows, "
+        f"cues: {codes}, bad lines: {result.errors} -> {'stdout' if to_stdout else args.json}",
+        file=sys.stderr if to_stdout else sys.stdout,
     )
     return EXIT_OK
 
@@ -444,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="replay a recording into per-second metrics and cues")
     p.add_argument("recording", type=Path, help="recording (.jsonl)")
-    p.add_argument("--json", required=True, type=Path, help="analysis JSON to write")
+    p.add_argument(
+        "--json", required=True, type=Path, help="analysis JSON to write ('-': standard output)"
+    )
     p.add_argument("--rules", type=Path, help="rule configuration (TOML)")
     p.add_argument(
         "--history", type=Path, help="runner history (SQLite): use and update baselines, pain"

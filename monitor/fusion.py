@@ -17,6 +17,9 @@ from monitor.metrics import METRIC_NAMES, MetricName, MetricValue
 #: Typical errors (1 sigma) of cadence sources, steps/min.
 CADENCE_SIGMA_IMU_SPM: Final = 0.5
 CADENCE_SIGMA_FOOTPOD_SPM: Final = 1.5
+#: Their inverse-variance weights.
+_W_IMU: Final = 1.0 / CADENCE_SIGMA_IMU_SPM**2
+_W_POD: Final = 1.0 / CADENCE_SIGMA_FOOTPOD_SPM**2
 #: Disagreement beyond this means one source is wrong (a footpod counting strides as steps).
 CADENCE_DISAGREE_SPM: Final = 10.0
 #: Below this cadence nobody is stepping: stride length is undefined.
@@ -32,9 +35,24 @@ _QUALITY_RANK: Final = {
 }
 
 
-def _best(values: list[MetricValue]) -> MetricValue:
-    """A value over no value; then the better quality."""
-    return min(values, key=lambda v: (v.value is None, _QUALITY_RANK[v.quality]))
+def _better(candidate: MetricValue, held: MetricValue) -> bool:
+    """A value over no value; then the better quality (ties keep the one held)."""
+    if (candidate.value is None) != (held.value is None):
+        return held.value is None
+    return _QUALITY_RANK[candidate.quality] < _QUALITY_RANK[held.quality]
+
+
+def _take_best(
+    out: dict[MetricName, MetricValue], source: Mapping[MetricName, MetricValue]
+) -> None:
+    """Merge one estimator's answers into ``out``, keeping the best value of each metric."""
+    if out.keys().isdisjoint(source):
+        out.update(source)  # the usual case: nobody else measured these metrics
+        return
+    for name, value in source.items():
+        held = out.get(name)
+        if held is None or _better(value, held):
+            out[name] = value
 
 
 def fuse(
@@ -43,17 +61,17 @@ def fuse(
     others: Iterable[Mapping[MetricName, MetricValue]] = (),
 ) -> dict[MetricName, MetricValue]:
     """All metrics of a row from the estimators' answers (absent ones are ``missing``)."""
-    candidates: dict[MetricName, list[MetricValue]] = {}
-    trunk_list = list(trunks)
-    for source in [*trunk_list, *others]:
-        for name, value in source.items():
-            candidates.setdefault(name, []).append(value)
-    out: dict[MetricName, MetricValue] = {
-        name: _best(values) for name, values in candidates.items() if name != "cadence_spm"
-    }
+    out: dict[MetricName, MetricValue] = {}
+    for source in trunks:
+        _take_best(out, source)
+    # Cadence comes from the trunks (and the footpod), never from the other estimators.
+    imu_cadence = out.pop("cadence_spm", None)
+    for source in others:
+        if "cadence_spm" in source:
+            source = {name: v for name, v in source.items() if name != "cadence_spm"}
+        _take_best(out, source)
     out["cadence_spm"] = _fuse_cadence(
-        None if footpod is None else footpod.get("cadence_spm"),
-        [t["cadence_spm"] for t in trunk_list if "cadence_spm" in t],
+        None if footpod is None else footpod.get("cadence_spm"), imu_cadence
     )
     if footpod is not None:
         out["speed_mps"] = footpod["speed_mps"]
@@ -65,8 +83,8 @@ def fuse(
     return {name: out.get(name, missing) for name in METRIC_NAMES}
 
 
-def _fuse_cadence(footpod: MetricValue | None, imus: list[MetricValue]) -> MetricValue:
-    imu = _best(imus) if imus else None
+def _fuse_cadence(footpod: MetricValue | None, imu: MetricValue | None) -> MetricValue:
+    """The footpod's and the best trunk IMU's cadence, combined."""
     if footpod is None and imu is None:
         return MetricValue.missing()
     if imu is None or imu.value is None:
@@ -79,9 +97,8 @@ def _fuse_cadence(footpod: MetricValue | None, imus: list[MetricValue]) -> Metri
         return imu
     if abs(imu.value - footpod.value) > CADENCE_DISAGREE_SPM:
         return imu
-    w_imu = 1.0 / CADENCE_SIGMA_IMU_SPM**2
-    w_pod = 1.0 / CADENCE_SIGMA_FOOTPOD_SPM**2
-    return MetricValue((w_imu * imu.value + w_pod * footpod.value) / (w_imu + w_pod), "ok")
+    fused = (_W_IMU * imu.value + _W_POD * footpod.value) / (_W_IMU + _W_POD)
+    return MetricValue(fused, "ok")
 
 
 def stride_length(speed: MetricValue | None, cadence: MetricValue) -> MetricValue:

@@ -86,8 +86,16 @@ class MetricRow:
     def to_json(self) -> dict[str, Any]:
         """The row as DESIGN §3.4 prints it: every field present, ``null`` where not estimated."""
         row: dict[str, Any] = {"t_s": self.t_s, "phase": self.phase}
-        for name in METRIC_NAMES:
-            v = self.values[name].value
-            row[name] = None if v is None else round(v, METRIC_DECIMALS[name])
-        row["quality"] = {name: self.values[name].quality for name in METRIC_NAMES}
+        quality: dict[str, Quality] = {}
+        values = self.values
+        for name, decimals in _ROW_DECIMALS:
+            metric = values[name]
+            v = metric.value
+            row[name] = None if v is None else round(v, decimals)
+            quality[name] = metric.quality
+        row["quality"] = quality
         return row
+
+
+#: (metric, decimal places) in row order.
+_ROW_DECIMALS: Final = tuple((name, METRIC_DECIMALS[name]) for name in METRIC_NAMES)

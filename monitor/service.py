@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from monitor.analyze import summarize_metrics
+from monitor.analyze import MetricsSummary
 from monitor.errors import InboundMessageError, MqttError
 from monitor.inbound import parse_control, parse_pain
 from monitor.metrics import STALE_AFTER_S, MetricRow
@@ -106,7 +106,7 @@ class _RunnerPublisher:
         self.topics = service.topics
         self.runner = session.runner
         self.started_at = started_at
-        self.rows: list[MetricRow] = []
+        self.summary = MetricsSummary()  # not the rows: a long run must not grow the service
         self._seq = 0
         self._session_state: tuple[str, bool] | None = None
         self._sensor_states: dict[str, tuple[str, int | None]] = {}
@@ -120,7 +120,7 @@ class _RunnerPublisher:
 
     def _row(self, row: MetricRow) -> None:
         self.result.rows += 1
-        self.rows.append(row)
+        self.summary.add(row)
         self.service.outbox.put(
             Outgoing(
                 self.topics.metrics(self.runner),
@@ -212,7 +212,7 @@ class _RunnerPublisher:
 
     def report(self) -> dict[str, Any]:
         """The retained post-run summary."""
-        metrics = summarize_metrics(self.rows)
+        metrics = self.summary.to_json()
         self.result.metrics = metrics
         return {
             "runner": self.runner,

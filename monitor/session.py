@@ -89,6 +89,12 @@ class RunnerSession:
         self.coach = Coach(rules, baselines, context=context)
         self.diagnostics = SessionDiagnostics()
         self.channels = {spec.id: make_channel(spec) for spec in header.sensors}
+        #: The channels that take part in the breathing metrics, in channel order.
+        self._breathing_channels = [
+            channel
+            for channel in self.channels.values()
+            if isinstance(channel, (BreathChannel, HeartRateChannel))
+        ]
         self._speed_model = ImuSpeedModel()
         self.last_t_s = 0.0
         self._next_row_t_s = 1
@@ -175,7 +181,7 @@ class RunnerSession:
     def _breathing(self, t_s: float, values: dict[MetricName, MetricValue]) -> None:
         """The band first; without one (or while it says nothing) the RR intervals' rhythm."""
         cadence = values["cadence_spm"]
-        for channel in self.channels.values():
+        for channel in self._breathing_channels:
             if isinstance(channel, BreathChannel) and channel.breathing is not None:
                 channel.breathing.note_cadence(t_s, cadence.value)
             if isinstance(channel, HeartRateChannel) and values["breathing_rate_bpm"].value is None:
@@ -202,11 +208,12 @@ class RunnerSession:
 
     def _close_second(self, t_s: int) -> list[SessionOutput]:
         values = self.metrics_at(t_s)
-        cues = self.coach.update(
-            float(t_s),
-            {name: v.value for name, v in values.items()},
-            {name: v.quality for name, v in values.items()},
-        )
+        metrics: dict[str, float | None] = {}
+        qualities: dict[str, str] = {}
+        for name, value in values.items():
+            metrics[name] = value.value
+            qualities[name] = value.quality
+        cues = self.coach.update(float(t_s), metrics, qualities)
         row = MetricRow(t_s=t_s, phase=self.coach.phase, values=values)
         out: list[SessionOutput] = [row, *cues]
         if self._on_output is not None:

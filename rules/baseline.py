@@ -7,10 +7,11 @@ of 0.5 m/s. Baselines go out as plain data for the monitor to store and come bac
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,20 +82,30 @@ class Baselines:
         return Baselines({int(band): Baseline.from_json(b) for band, b in data.items()})
 
 
-@dataclass(frozen=True, slots=True)
-class _Second:
-    t_s: float
-    speed_mps: float | None
-    cadence_spm: float | None
-
-
 class BaselineLearner:
     """Finds steady stretches in the 1 Hz metric stream and learns a baseline from each."""
+
+    __slots__ = (
+        "_cadences",
+        "_collected",
+        "_collected_speeds",
+        "_last_t_s",
+        "_segment_done",
+        "_speeds",
+        "_steady_since_s",
+        "_window",
+        "baselines",
+        "config",
+    )
 
     def __init__(self, config: SteadyConfig, baselines: Baselines | None = None) -> None:
         self.config = config
         self.baselines = baselines if baselines is not None else Baselines()
-        self._window: deque[_Second] = deque()
+        #: The last ``min_duration_s`` of rows: time, speed and cadence...
+        self._window: deque[tuple[float, float | None, float | None]] = deque()
+        #: ... and their speeds and cadences in sorted order.
+        self._speeds = _SortedWindow()
+        self._cadences = _SortedWindow()
         self._steady_since_s: float | None = None
         self._collected: list[Mapping[str, float | None]] = []
         self._collected_speeds: list[float] = []
@@ -110,9 +121,7 @@ class BaselineLearner:
         """Feed one row; returns a baseline when one was just learned."""
         self._last_t_s = t_s
         speed, cadence = metrics.get("speed_mps"), metrics.get("cadence_spm")
-        self._window.append(_Second(t_s, speed, cadence))
-        while self._window and self._window[0].t_s <= t_s - self.config.min_duration_s:
-            self._window.popleft()
+        self._push(t_s, speed, cadence)
         if not self._is_steady(t_s):
             # A stretch that broke after enough seconds still teaches its baseline.
             learned = None if self._segment_done else self._learn()
@@ -120,7 +129,7 @@ class BaselineLearner:
             self._steady_since_s = None
             return learned
         if self._steady_since_s is None:
-            self._steady_since_s = self._window[0].t_s
+            self._steady_since_s = self._window[0][0]
         elapsed_s = t_s - self._steady_since_s
         if self._segment_done:
             return None
@@ -135,17 +144,28 @@ class BaselineLearner:
             return learned
         return None
 
+    def _push(self, t_s: float, speed: float | None, cadence: float | None) -> None:
+        """Add a row to the window and drop the rows older than ``min_duration_s``."""
+        window = self._window
+        window.append((t_s, speed, cadence))
+        self._speeds.add(speed)
+        self._cadences.add(cadence)
+        cutoff = t_s - self.config.min_duration_s
+        while window and window[0][0] <= cutoff:
+            _, old_speed, old_cadence = window.popleft()
+            self._speeds.remove(old_speed)
+            self._cadences.remove(old_cadence)
+
     def _is_steady(self, t_s: float) -> bool:
         window = self._window
         # The window must reach back a full ``min_duration_s`` (1 s of slack for row timing).
-        if not window or window[0].t_s > t_s - self.config.min_duration_s + 1.0:
+        if not window or window[0][0] > t_s - self.config.min_duration_s + 1.0:
             return False
-        speeds = [s.speed_mps for s in window]
-        cadences = [s.cadence_spm for s in window]
-        if any(v is None for v in speeds) or any(v is None for v in cadences):
+        # Every row needs both numbers.
+        if self._speeds.nulls or self._cadences.nulls:
             return False
-        return _within(speeds, self.config.speed_tolerance_mps) and _within(
-            cadences, self.config.cadence_tolerance_spm
+        return self._speeds.within(self.config.speed_tolerance_mps) and self._cadences.within(
+            self.config.cadence_tolerance_spm
         )
 
     def _reset_segment(self) -> None:
@@ -173,10 +193,37 @@ class BaselineLearner:
         return baseline
 
 
-def _within(values: Iterable[float | None], tolerance: float) -> bool:
-    numbers = [v for v in values if v is not None]
-    center = statistics.median(numbers)
-    return all(abs(v - center) <= tolerance for v in numbers)
+class _SortedWindow:
+    """One number of a sliding window of rows, kept sorted for its median and extremes.
+
+    Nulls are counted, not kept (a NaN counts as null: it is never within a tolerance either).
+    """
+
+    __slots__ = ("_sorted", "nulls")
+
+    def __init__(self) -> None:
+        self._sorted: list[float] = []
+        self.nulls = 0
+
+    def add(self, value: float | None) -> None:
+        if value is None or math.isnan(value):
+            self.nulls += 1
+        else:
+            bisect.insort(self._sorted, value)
+
+    def remove(self, value: float | None) -> None:
+        if value is None or math.isnan(value):
+            self.nulls -= 1
+        else:
+            del self._sorted[bisect.bisect_left(self._sorted, value)]
+
+    def within(self, tolerance: float) -> bool:
+        """Whether every number lies within ``tolerance`` of their median (``statistics.median``'s
+        arithmetic); the ones furthest from it are the smallest and the largest."""
+        values = self._sorted
+        n = len(values)
+        center = values[n // 2] if n % 2 == 1 else (values[n // 2 - 1] + values[n // 2]) / 2
+        return abs(values[0] - center) <= tolerance and abs(values[-1] - center) <= tolerance
 
 
 def _medians(rows: list[Mapping[str, float | None]], min_coverage: float) -> dict[str, float]:

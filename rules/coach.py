@@ -15,10 +15,11 @@ from typing import Any
 from rules.baseline import Baseline, BaselineLearner, Baselines
 from rules.catalog import CATALOG, Phase
 from rules.config import RuleConfig
-from rules.form import Candidate, FormRule
+from rules.form import Candidate, FormRule, SmoothedRow
 from rules.pain import PainReport, triage
 from rules.phases import Cooldown, PhaseTracker, Warmup
 from rules.scheduler import Scheduler
+from rules.signals import RollingMeans
 
 Metrics = Mapping[str, float | None]
 
@@ -95,9 +96,20 @@ class Coach:
         )
         self._cooldown = Cooldown(self.config.cooldown)
         self._rules = [
-            FormRule(code, rule, self.config.steady)
+            FormRule(code, rule, self.config.steady, self.config.scheduling)
             for code, rule in self.config.form.items()
             if rule.enabled
+        ]
+        # One set of rolling means per smoothing window, shared by the rules that use it, with
+        # the speed tolerances of their baselines.
+        signals: dict[float, set[str]] = {}
+        tolerances: dict[float, set[float]] = {}
+        for rule in self._rules:
+            signals.setdefault(rule.window_s, set()).update(rule.signals)
+            tolerances.setdefault(rule.window_s, set()).update(rule.tolerances_mps)
+        self._smoothing = [
+            (RollingMeans(window_s, sorted(names)), tuple(sorted(tolerances[window_s])))
+            for window_s, names in signals.items()
         ]
         self._scheduler = Scheduler(
             self.config.scheduling,
@@ -163,25 +175,11 @@ class Coach:
         else:
             phase = self._phases.update(t_s, metrics, qualities)
 
-        candidates: list[Candidate] = []
         if phase == "running":
             learned = self.learner.update(t_s, metrics)
             if learned is not None:
                 self.learned.append(learned)
-        scheduling = self.config.scheduling
-        for rule in self._rules:
-            candidate = rule.update(
-                t_s,
-                metrics,
-                qualities,
-                self.baselines,
-                fading_window_s=scheduling.fading_window_s,
-                fading_factor=scheduling.fading_sustain_factor,
-            )
-            if candidate is not None and phase == "running":
-                candidates.append(candidate)
-            elif not rule.active:
-                self._scheduler.corrected(rule.code)
+        candidates = self._form(t_s, phase, metrics, qualities)
         candidates += self._warmup.update(t_s, phase, metrics)
         candidates += self._cooldown.update(t_s, phase)
         for report in self._events.pain:
@@ -194,10 +192,11 @@ class Coach:
             )
         self._events.pain.clear()
 
-        silent = self._mute.silent(t_s)
-        for candidate in candidates:
-            if not silent or CATALOG[candidate.code].kind == "pain":
-                self._scheduler.offer(candidate)
+        if candidates:
+            silent = self._mute.silent(t_s)
+            for candidate in candidates:
+                if not silent or CATALOG[candidate.code].kind == "pain":
+                    self._scheduler.offer(candidate)
         chosen = self._scheduler.pick(t_s)
         if chosen is None:
             return []
@@ -216,3 +215,23 @@ class Coach:
         )
         self.spoken.append(decision)
         return [decision]
+
+    def _form(
+        self, t_s: float, phase: Phase, metrics: Metrics, qualities: Mapping[str, str]
+    ) -> list[Candidate]:
+        """Feed the form rules (in every phase: a deviation is timed from when it starts); their
+        candidates count while running."""
+        rows: dict[float, SmoothedRow] = {}
+        for means, tolerances in self._smoothing:
+            smoothed = means.update(t_s, metrics)
+            rows[means.window_s] = SmoothedRow(
+                smoothed, qualities, self.learner.baselines, tolerances
+            )
+        candidates: list[Candidate] = []
+        for rule in self._rules:
+            candidate = rule.update(t_s, rows[rule.window_s])
+            if candidate is not None and phase == "running":
+                candidates.append(candidate)
+            elif not rule.active:
+                self._scheduler.corrected(rule.code)
+        return candidates

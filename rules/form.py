@@ -3,13 +3,12 @@ for long enough — then a cue candidate with the evidence that triggered it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rules.baseline import Baseline, Baselines
-from rules.config import Condition, FormRuleConfig, SteadyConfig
-from rules.signals import RollingMean
+from rules.config import Condition, FormRuleConfig, SchedulingConfig, SteadyConfig
 
 Metrics = Mapping[str, float | None]
 Qualities = Mapping[str, str]
@@ -48,60 +47,180 @@ class _Check:
         return out
 
 
-class FormRule:
-    """One form cue's rule; fed one snapshot per second of data time."""
+class SmoothedRow:
+    """One second as the form rules see it: the signals smoothed over one window, the metrics'
+    qualities, and the baselines that apply at the smoothed speed.
 
-    def __init__(self, code: str, config: FormRuleConfig, steady: SteadyConfig) -> None:
+    Every rule that smooths over the same window reads the same row, so the baseline near the
+    smoothed speed is looked up once per tolerance, not once per condition.
+    """
+
+    __slots__ = ("near", "qualities", "values")
+
+    def __init__(
+        self,
+        values: Mapping[str, float | None],
+        qualities: Qualities,
+        baselines: Baselines,
+        tolerances_mps: Iterable[float],
+    ) -> None:
+        self.values = values
+        self.qualities = qualities
+        speed = values.get("speed_mps")
+        #: :meth:`Baselines.near` the smoothed speed, by tolerance (no speed: the latest learned).
+        self.near: dict[float, Baseline | None] = {}
+        for tolerance in tolerances_mps:
+            self.near[tolerance] = baselines.near(speed, tolerance)
+
+
+class _Test:
+    """One condition, ready to compare with a row.
+
+    The threshold of a relative condition depends only on the baseline it is compared with, so
+    it is kept until another baseline applies.
+    """
+
+    __slots__ = (
+        "_baseline",
+        "_reference",
+        "_threshold",
+        "absolute",
+        "below",
+        "condition",
+        "needs_speed",
+        "same_cadence_spm",
+        "signal",
+        "tolerance_mps",
+    )
+
+    def __init__(self, condition: Condition, steady: SteadyConfig) -> None:
+        self.condition = condition
+        self.signal = condition.signal
+        self.below = condition.when == "below"
+        self.absolute = condition.absolute
+        #: Baselines apply when learned within this of the smoothed speed, which must be known
+        #: when the condition asks for the same speed.
+        self.needs_speed = condition.same_speed_mps is not None
+        self.tolerance_mps = (
+            condition.same_speed_mps
+            if condition.same_speed_mps is not None
+            else steady.baseline_match_mps
+        )
+        self.same_cadence_spm = condition.same_cadence_spm
+        self._baseline: Baseline | None = None
+        self._reference: float | None = None
+        self._threshold = 0.0
+
+    def compare(self, row: SmoothedRow) -> tuple[float, float, float | None] | None:
+        """The smoothed value, its threshold and the baseline reference behind it (``None`` for
+        an absolute band); ``None`` when the condition cannot be evaluated."""
+        value = row.values.get(self.signal)
+        if value is None:
+            return None
+        if self.absolute is not None:
+            if row.qualities.get(self.signal, "ok") != "ok":
+                return None  # uncalibrated or relative: no absolute bands
+            return value, self.absolute, None
+        if self.needs_speed and row.values.get("speed_mps") is None:
+            return None
+        baseline = row.near[self.tolerance_mps]
+        if baseline is None:
+            return None
+        if self.same_cadence_spm is not None:
+            cadence = row.values.get("cadence_spm")
+            base_cadence = baseline.metrics.get("cadence_spm")
+            if cadence is None or base_cadence is None:
+                return None
+            if abs(cadence - base_cadence) > self.same_cadence_spm:
+                return None
+        if baseline is not self._baseline:
+            self._baseline = baseline
+            self._reference = baseline.metrics.get(self.signal)
+            if self._reference is not None:
+                self._threshold = _relative_threshold(self.condition, self._reference)
+        if self._reference is None:
+            return None
+        return value, self._threshold, self._reference
+
+
+class FormRule:
+    """One form cue's rule; fed one snapshot per second of data time.
+
+    The rule reads its signals smoothed over ``window_s`` (by the coach, which shares the
+    rolling means between rules): ``signals`` names the ones it needs, ``tolerances_mps`` the
+    speed tolerances of the baselines its conditions compare with.
+    """
+
+    __slots__ = (
+        "_active",
+        "_fading_factor",
+        "_fading_window_s",
+        "_hysteresis_rel",
+        "_match_all",
+        "_since_t_s",
+        "_spoken_t_s",
+        "_tests",
+        "code",
+        "config",
+        "corrections",
+        "signals",
+        "steady",
+        "tolerances_mps",
+        "window_s",
+    )
+
+    def __init__(
+        self,
+        code: str,
+        config: FormRuleConfig,
+        steady: SteadyConfig,
+        scheduling: SchedulingConfig,
+    ) -> None:
         self.code = code
         self.config = config
         self.steady = steady
-        signals = {c.signal for c in config.conditions} | {"speed_mps", "cadence_spm"}
-        self._means = {name: RollingMean(config.smoothing_s) for name in signals}
+        self.window_s = config.smoothing_s
+        self._fading_window_s = scheduling.fading_window_s
+        self._fading_factor = scheduling.fading_sustain_factor
+        self._tests = tuple(_Test(c, steady) for c in config.conditions)
+        #: The conditions' signals, and the speed and cadence its baselines are matched on.
+        self.signals = frozenset({t.signal for t in self._tests} | {"speed_mps", "cadence_spm"})
+        self.tolerances_mps = frozenset(t.tolerance_mps for t in self._tests if t.absolute is None)
+        self._match_all = config.match == "all"
+        self._hysteresis_rel = config.hysteresis_rel
         self._since_t_s: float | None = None
         self._active = False
         self._spoken_t_s: float | None = None
         self.corrections = 0
 
-    def sustain_s(self, fading_factor: float) -> float:
+    def sustain_s(self) -> float:
         """Sustain time, stretched for a runner who corrected this cue quickly before."""
-        return self.config.sustain_s * fading_factor ** min(self.corrections, MAX_FADING_STEPS)
+        steps = min(self.corrections, MAX_FADING_STEPS)
+        return self.config.sustain_s * self._fading_factor**steps
 
     def spoken(self, t_s: float) -> None:
         self._spoken_t_s = t_s
 
-    def update(
-        self,
-        t_s: float,
-        signals: Metrics,
-        qualities: Qualities,
-        baselines: Baselines,
-        *,
-        fading_window_s: float,
-        fading_factor: float,
-    ) -> Candidate | None:
-        smoothed = {name: mean.update(t_s, signals.get(name)) for name, mean in self._means.items()}
-        checks = [self._check(c, smoothed, qualities, baselines) for c in self.config.conditions]
-        evaluable = [c for c in checks if c is not None]
-        if self.config.match == "all":
-            deviating = len(evaluable) == len(checks) and all(c.deviating for c in evaluable)
-        else:
-            deviating = any(c.deviating for c in evaluable)
-        if not deviating:
-            self._clear(t_s, fading_window_s)
+    def update(self, t_s: float, row: SmoothedRow) -> Candidate | None:
+        """Feed one second: ``row`` holds (at least) the rule's ``signals``, smoothed over its
+        ``window_s``, and its ``tolerances_mps``."""
+        if not self._deviating(row):
+            self._clear(t_s)
             return None
         if self._since_t_s is None:
             self._since_t_s = t_s
         sustained_s = t_s - self._since_t_s
-        if sustained_s < self.sustain_s(fading_factor):
+        if sustained_s < self.sustain_s():
             return None
+        checks = [self._check(test, row) for test in self._tests]
+        hits = [c for c in checks if c is not None and c.deviating]
         self._active = True
-        hits = [c for c in evaluable if c.deviating]
         evidence: dict[str, Any] = hits[0].evidence()
         evidence["target"] = list(self._target(hits[0]))
         evidence["sustained_s"] = round(sustained_s, 1)
         if len(hits) > 1:
             evidence["also"] = [c.evidence() for c in hits[1:]]
-        speed = smoothed.get("speed_mps")
+        speed = row.values.get("speed_mps")
         if speed is not None:
             evidence["speed_mps"] = round(speed, 2)
         return Candidate(self.code, t_s, evidence)
@@ -111,67 +230,42 @@ class FormRule:
         """Whether the rule is in a deviation it has sustained (spoken-for or about to be)."""
         return self._active
 
-    def _clear(self, t_s: float, fading_window_s: float) -> None:
+    def _deviating(self, row: SmoothedRow) -> bool:
+        """Whether any (``match = "any"``) or every (``"all"``) condition deviates; a condition
+        that cannot be evaluated (no value, no baseline) does not deviate."""
+        for test in self._tests:
+            found = test.compare(row)
+            if found is None:
+                deviating = False
+            else:
+                value, threshold, reference = found
+                deviating = self._beyond(test, value, threshold, reference)
+            if deviating and not self._match_all:
+                return True
+            if not deviating and self._match_all:
+                return False
+        return self._match_all
+
+    def _clear(self, t_s: float) -> None:
         if self._active and self._spoken_t_s is not None:
-            if t_s - self._spoken_t_s <= fading_window_s:
+            if t_s - self._spoken_t_s <= self._fading_window_s:
                 self.corrections += 1
             self._spoken_t_s = None
         self._since_t_s, self._active = None, False
 
-    def _check(
-        self,
-        cond: Condition,
-        smoothed: Mapping[str, float | None],
-        qualities: Qualities,
-        baselines: Baselines,
-    ) -> _Check | None:
-        value = smoothed.get(cond.signal)
-        if value is None:
+    def _check(self, test: _Test, row: SmoothedRow) -> _Check | None:
+        found = test.compare(row)
+        if found is None:
             return None
-        if cond.absolute is not None:
-            quality = qualities.get(cond.signal, "ok")
-            if quality != "ok":
-                return None  # uncalibrated or relative: no absolute bands
-            deviating = self._beyond(cond, value, cond.absolute, None)
-            return _Check(cond, value, cond.absolute, None, deviating)
-        baseline = self._baseline_for(cond, smoothed, baselines)
-        if baseline is None:
-            return None
-        reference = baseline.metrics.get(cond.signal)
-        if reference is None:
-            return None
-        threshold = _relative_threshold(cond, reference)
-        deviating = self._beyond(cond, value, threshold, reference)
-        return _Check(cond, value, threshold, reference, deviating)
+        value, threshold, reference = found
+        deviating = self._beyond(test, value, threshold, reference)
+        return _Check(test.condition, value, threshold, reference, deviating)
 
-    def _beyond(
-        self, cond: Condition, value: float, threshold: float, reference: float | None
-    ) -> bool:
+    def _beyond(self, test: _Test, value: float, threshold: float, reference: float | None) -> bool:
         if self._active and reference is not None:
             # Hysteresis: while spoken-for, clear only once well back towards the baseline.
-            threshold = reference + self.config.hysteresis_rel * (threshold - reference)
-        return value < threshold if cond.when == "below" else value > threshold
-
-    def _baseline_for(
-        self, cond: Condition, smoothed: Mapping[str, float | None], baselines: Baselines
-    ) -> Baseline | None:
-        speed = smoothed.get("speed_mps")
-        if cond.same_speed_mps is not None:
-            if speed is None:
-                return None
-            baseline = baselines.near(speed, cond.same_speed_mps)
-        else:
-            baseline = baselines.near(speed, self.steady.baseline_match_mps)
-        if baseline is None:
-            return None
-        if cond.same_cadence_spm is not None:
-            cadence = smoothed.get("cadence_spm")
-            base_cadence = baseline.metrics.get("cadence_spm")
-            if cadence is None or base_cadence is None:
-                return None
-            if abs(cadence - base_cadence) > cond.same_cadence_spm:
-                return None
-        return baseline
+            threshold = reference + self._hysteresis_rel * (threshold - reference)
+        return value < threshold if test.below else value > threshold
 
     def _target(self, check: _Check) -> tuple[float | None, float | None]:
         if self.config.target is not None:

@@ -18,6 +18,17 @@ class PhaseTracker:
     cool-down; a shorter one (a traffic light) is not. Running again leaves the cool-down.
     """
 
+    __slots__ = (
+        "_last_t_s",
+        "_moving_since_s",
+        "_stopped",
+        "_stopped_since_s",
+        "config",
+        "phase",
+        "running_since_s",
+        "running_total_s",
+    )
+
     def __init__(self, config: PhaseConfig) -> None:
         self.config = config
         self.phase: Phase = "warmup"
@@ -88,6 +99,17 @@ class PhaseTracker:
 class Warmup:
     """``calibrate_stand``, the paced checklist, and ``warmup_incomplete`` if running came early."""
 
+    __slots__ = (
+        "_calibration_offered",
+        "_next_item",
+        "_verdict_given",
+        "config",
+        "has_trunk_imu",
+        "hr_max_bpm",
+        "started_s",
+        "warmed_up",
+    )
+
     def __init__(
         self, config: WarmupConfig, *, has_trunk_imu: bool, hr_max_bpm: float | None
     ) -> None:
@@ -101,9 +123,11 @@ class Warmup:
         self._verdict_given = False
 
     def update(self, t_s: float, phase: Phase, metrics: Metrics) -> list[Candidate]:
-        out: list[Candidate] = []
         if self.started_s is None:
             self.started_s = t_s
+        if phase != "warmup" and self._verdict_given:
+            return []  # nothing more to say
+        out: list[Candidate] = []
         if phase == "warmup":
             if self.has_trunk_imu and not self._calibration_offered:
                 self._calibration_offered = True
@@ -153,6 +177,8 @@ class Warmup:
 
 class Cooldown:
     """``cooldown_stretch`` when the cool-down begins, ``foam_roll`` paced after it."""
+
+    __slots__ = ("_foam_done", "_stretch_t_s", "config")
 
     def __init__(self, config: CooldownConfig) -> None:
         self.config = config

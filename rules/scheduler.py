@@ -19,6 +19,16 @@ _HOUR_S = 3600.0
 
 
 class Scheduler:
+    __slots__ = (
+        "_cooldowns",
+        "_form_spoken_s",
+        "_repeats",
+        "config",
+        "expired",
+        "last_spoken_s",
+        "pending",
+    )
+
     def __init__(
         self, config: SchedulingConfig, cooldown_overrides: Mapping[str, float | None]
     ) -> None:
@@ -42,6 +52,8 @@ class Scheduler:
         self.pending = {c: v for c, v in self.pending.items() if CATALOG[c].kind in keep_kinds}
 
     def pick(self, t_s: float) -> Candidate | None:
+        if not self.pending:
+            return None
         for code, cand in list(self.pending.items()):
             if t_s - cand.created_t_s > CATALOG[code].ttl_s:
                 del self.pending[code]

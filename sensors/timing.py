@@ -49,11 +49,14 @@ import functools
 import math
 import operator
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, SupportsIndex
 
 import numpy as np
 from numpy.typing import NDArray
+
+from sensors.jit import jit
 
 #: Window of sensor time whose lowest-latency delivery is one point of the drift fit.
 DRIFT_WINDOW_S: Final = 5.0
@@ -98,6 +101,18 @@ class TimedBlock:
     @property
     def n_samples(self) -> int:
         return int(self.t_s.shape[0])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TimedBatch:
+    """Host times of the samples :meth:`SequenceTimer.push_many` kept, in order.
+
+    ``kept``: their indices among the pushed blocks' samples laid end to end (block ``i``'s
+    sample ``j`` is ``i * n + j``); None when every sample was kept.
+    """
+
+    t_s: NDArray[np.float64]
+    kept: NDArray[np.intp] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +269,15 @@ class _HostClock:
         if best is None or host_t_s - b * x_end < best[1] - b * best[0]:
             self._best = (x_end, host_t_s)
         if x_end - self._win_start >= DRIFT_WINDOW_S and self._best is not None:
-            self._minima.append(*self._best)
-            self._best = None
-            self._win_start = x_end
-            self._refit()
+            self.close_window(x_end)
+
+    def close_window(self, x_end: float) -> None:
+        """The window's lowest-latency delivery becomes a point of the drift fit."""
+        assert self._best is not None
+        self._minima.append(*self._best)
+        self._best = None
+        self._win_start = x_end
+        self._refit()
 
     def _refit(self) -> None:
         minima = self._minima
@@ -269,22 +289,42 @@ class _HostClock:
         # The offset under the new rate: the lowest-latency point of the kept history.
         self._a = minima.lowest_offset(b)
 
-    def place(self, x: NDArray[np.float64], x_end: float, min_step_s: float) -> NDArray[np.float64]:
-        """Host times for sensor times ``x`` (strictly increasing, all after the last emitted).
+    def follow_on_state(self) -> NDArray[np.float64] | None:
+        """The state :func:`_follow_on` advances, or None before a block was placed."""
+        if self._x_last is None:
+            return None
+        best_x, best_host = (math.nan, math.nan) if self._best is None else self._best
+        return np.array(
+            [self._a, self._b, best_x, best_host, self._win_start, self._x_last, self._t_last]
+        )
 
-        ``x_end`` is ``x[-1]``. Computed in place: ``x``, the caller's own scratch array, becomes
-        the (read-only) result; numpy calls on a block of ~20 samples cost more than the maths.
+    def set_follow_on_state(self, state: NDArray[np.float64]) -> None:
+        a, b, best_x, best_host, win_start, x_last, t_last = state.tolist()
+        self._a, self._b, self._win_start = a, b, win_start
+        self._best = None if math.isnan(best_host) else (best_x, best_host)
+        self._x_last, self._t_last = x_last, t_last
+        self.t_out = t_last
+
+    @property
+    def max_slew(self) -> float:
+        return self._max_slew
+
+    def place(self, x_first: float, x_end: float, min_step_s: float) -> Placement:
+        """The map of a block's sensor times (``x_first`` .. ``x_end``, all after the last
+        emitted sample's) to host times: strictly increasing, all after the last emitted time.
+
+        Returned as the four numbers of ``((x - p) * r + q) + s``, evaluated the same way for
+        one sample here and for a whole array in :func:`apply_placement`, so the array's last
+        time is exactly the ``t_out`` kept here (the invariant needs that exactness).
         """
         b = self._b
-        t = x
         if self._x_last is None:
-            t *= b
-            t += self._a  # a + b * x
+            p, r, q, shift = 0.0, b, self._a, 0.0  # a + b * x
             t_out = self.t_out
             if t_out is not None:
-                t_first = float(t[0])
+                t_first = (x_first - p) * r + q
                 if t_first <= t_out:
-                    t += t_out + min_step_s - t_first
+                    shift = t_out + min_step_s - t_first
         else:
             x_last, t_last = self._x_last, self._t_last
             span = x_end - x_last
@@ -292,13 +332,91 @@ class _HostClock:
             lo = t_last + span * b * (1.0 - self._max_slew)
             hi = t_last + span * b * (1.0 + self._max_slew)
             t_end = min(max(target_end, lo), hi)
-            t -= x_last
-            t *= (t_end - t_last) / span
-            t += t_last  # t_last + (x - x_last) * rate
-        t.setflags(write=False)
+            p, r, q, shift = x_last, (t_end - t_last) / span, t_last, 0.0
         self._x_last = x_end
-        self._t_last = self.t_out = float(t[-1])
-        return t
+        self._t_last = self.t_out = ((x_end - p) * r + q) + shift
+        return p, r, q, shift
+
+
+#: ``(p, r, q, s)``: a block's sensor times x map to host times ``((x - p) * r + q) + s``.
+Placement = tuple[float, float, float, float]
+
+
+def apply_placement(x: NDArray[np.float64], placement: Placement) -> NDArray[np.float64]:
+    """Host times of sensor times ``x`` (a scratch array, computed in place and returned
+    read-only); numpy calls on a block of ~20 samples cost more than the maths."""
+    p, r, q, shift = placement
+    x -= p
+    x *= r
+    x += q
+    if shift:
+        x += shift
+    x.setflags(write=False)
+    return x
+
+
+#: What :func:`_follow_on` says when it stops before the end.
+_STOP_LATE: Final = 0  # a block whose latency says it does not simply follow on
+_STOP_WINDOW: Final = 1  # a block that completes a drift window (observed, not placed)
+
+
+@jit
+def _follow_on(
+    host_t_s: NDArray[np.float64],
+    k_first: int,
+    n: int,
+    period_s: float,
+    state: NDArray[np.float64],
+    start: int,
+    observed: bool,
+    late_limit_s: float,
+    wrap_half_per_rate_s: float,
+    max_slew: float,
+    t_out: NDArray[np.float64],
+    placements: NDArray[np.float64],
+) -> tuple[int, int]:
+    """:meth:`_HostClock.observe` then :meth:`_HostClock.place` for blocks of ``n`` samples
+    that follow each other without a gap, the first starting at sample ``k_first``, from block
+    ``start`` on (its observation already done when ``observed``): the same arithmetic in the
+    same order as the Python path, so the same bits. ``state`` is
+    :meth:`_HostClock.follow_on_state`; the samples' host times go to ``t_out`` and each block's
+    placement to a row of ``placements``. Returns (the first block not finished, why:
+    ``_STOP_*``); the first is ``len(host_t_s)`` when all are.
+    """
+    a, b, best_x, best_host = state[0], state[1], state[2], state[3]
+    win_start, x_last, t_last = state[4], state[5], state[6]
+    stop, why = host_t_s.size, _STOP_LATE
+    for i in range(start, host_t_s.size):
+        host = host_t_s[i]
+        k0 = k_first + i * n
+        xe = float(k0 + n - 1) * period_s
+        if not (observed and i == start):
+            residual = host - (a + b * xe)
+            # A latency the sequence logic would question (too late, or wrapped): not ours.
+            if residual > late_limit_s or residual > wrap_half_per_rate_s * b:
+                stop, why = i, _STOP_LATE
+                break
+            if residual < 0:
+                a += residual
+            if math.isnan(best_host) or host - b * xe < best_host - b * best_x:
+                best_x, best_host = xe, host
+            if xe - win_start >= DRIFT_WINDOW_S:
+                stop, why = i, _STOP_WINDOW
+                break
+        span = xe - x_last
+        target_end = a + b * xe
+        lo = t_last + span * b * (1.0 - max_slew)
+        hi = t_last + span * b * (1.0 + max_slew)
+        t_end = min(max(target_end, lo), hi)
+        p, r, q = x_last, (t_end - t_last) / span, t_last
+        placements[i, 0], placements[i, 1], placements[i, 2], placements[i, 3] = p, r, q, 0.0
+        for j in range(n):
+            t_out[i * n + j] = (float(k0 + j) * period_s - p) * r + q
+        t_last = ((xe - p) * r + q) + 0.0
+        x_last = xe
+    state[0], state[1], state[2], state[3] = a, b, best_x, best_host
+    state[4], state[5], state[6] = win_start, x_last, t_last
+    return stop, why
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -370,23 +488,42 @@ class _Timer:
 
         ``x``: the sensor times it keeps, in a fresh array that becomes the block's ``t_s``.
         """
+        placement, gap = self._account(
+            host_t_s, float(x[0]), float(x[-1]), len(x), min_step_s, start, lost, restart
+        )
+        return TimedBlock(apply_placement(x, placement), start, gap, anchored)
+
+    def _account(
+        self,
+        host_t_s: float,
+        x_first: float,
+        x_end: float,
+        n: int,
+        min_step_s: float,
+        start: int,
+        lost: int,
+        restart: bool,
+    ) -> tuple[Placement, Gap | None]:
+        """Observe, place and account one accepted block of ``n`` samples."""
         clock = self._clock
         t_before = clock.t_out
-        x_end = float(x[-1])
         clock.observe(host_t_s, x_end)
-        t = clock.place(x, x_end, min_step_s)
+        placement = clock.place(x_first, x_end, min_step_s)
         gap = None
         if t_before is not None and (lost or restart):
-            gap = Gap(host_t_s, t_before, float(t[0]), None if restart else lost)
+            p, r, q, shift = placement
+            gap = Gap(
+                host_t_s, t_before, ((x_first - p) * r + q) + shift, None if restart else lost
+            )
             self._gap_count += 1
             self._gaps.append(gap)
         self._blocks += 1
-        self._samples += len(t)
+        self._samples += n
         self._lost += lost
         self._trimmed += start
         self._restarts += restart
         self._started = True
-        return TimedBlock(t, start, gap, anchored)
+        return placement, gap
 
 
 def _check_block(host_t_s: float, n_samples: SupportsIndex) -> int:
@@ -438,7 +575,145 @@ class SequenceTimer(_Timer):
     def push(
         self, host_t_s: float, first_sequence: SupportsIndex, n_samples: SupportsIndex
     ) -> TimedBlock | None:
-        n = _check_block(host_t_s, n_samples)
+        accepted = self._accept(host_t_s, first_sequence, _check_block(host_t_s, n_samples))
+        if accepted is None:
+            return None
+        k0, k_end, trim, lost, anchored, restart = accepted
+        x = np.arange(k0, k_end + 1, dtype=np.float64) * self._period_s
+        return self._emit(
+            host_t_s,
+            x,
+            min_step_s=self._period_s,
+            start=trim,
+            lost=lost,
+            anchored=anchored,
+            restart=restart,
+        )
+
+    def push_many(
+        self,
+        host_t_s: Sequence[float],
+        first_sequences: Sequence[int],
+        n_samples: SupportsIndex,
+    ) -> TimedBatch:
+        """Blocks of ``n_samples`` each, in arrival order: exactly what :meth:`push` returns for
+        each in turn, as one array of times (one numpy pass instead of a few per block)."""
+        period = self._period_s
+        n = operator.index(n_samples)
+        # Per accepted block: its first sample index, its trim and its placement (p, r, q, s).
+        rows: list[tuple[float, ...]] = []
+        taken: list[tuple[int, int]] = []  # (block, trim)
+        done, t_following, placements = self._push_following(host_t_s, first_sequences, n)
+        if done == len(host_t_s):
+            t_following.setflags(write=False)
+            return TimedBatch(t_following, None)
+        k_first = self._next_k - done * n
+        rows.extend(
+            (k_first + b * n, *placement) for b, placement in enumerate(placements.tolist())
+        )
+        taken.extend((b, 0) for b in range(done))
+        for block in range(done, len(host_t_s)):
+            host = host_t_s[block]
+            accepted = self._accept(host, first_sequences[block], _check_block(host, n))
+            if accepted is None:
+                continue
+            k0, k_end, trim, lost, _anchored, restart = accepted
+            placement, _ = self._account(
+                host, k0 * period, k_end * period, k_end - k0 + 1, period, trim, lost, restart
+            )
+            rows.append((k0, *placement))
+            taken.append((block, trim))
+        if not rows:
+            return TimedBatch(np.empty(0), np.empty(0, dtype=np.intp))
+        plan = np.array(rows)
+        if len(taken) == len(host_t_s) and not any(trim for _, trim in taken):
+            # The usual second: every block whole, so the times are a (blocks, n) grid.
+            k = plan[:, :1] + np.arange(n, dtype=np.float64)
+            lengths = None
+        else:
+            lengths = n - np.array([trim for _, trim in taken])
+            starts = np.cumsum(lengths) - lengths
+            k = np.arange(int(lengths.sum()), dtype=np.float64) + np.repeat(
+                plan[:, 0] - starts, lengths
+            )
+            plan = np.repeat(plan, lengths, axis=0)
+        p, r, q, shift = (
+            plan[:, c : c + 1] if lengths is None else plan[:, c] for c in (1, 2, 3, 4)
+        )
+        t = (k * period - p) * r + q
+        if shift.any():
+            t += shift
+        t = t.ravel()
+        t.setflags(write=False)
+        if lengths is None:
+            return TimedBatch(t, None)
+        kept = np.concatenate([np.arange(b * n + trim, (b + 1) * n) for b, trim in taken])
+        return TimedBatch(t, kept)
+
+    def _push_following(
+        self, host_t_s: Sequence[float], first_sequences: Sequence[int], n: int
+    ) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+        """The usual second in one compiled pass: blocks that continue the stream's numbering
+        without a gap, accepted and placed exactly as :meth:`push` would, one after the other.
+        Returns how many leading blocks it took (0 when it is not that case; the rest are
+        :meth:`push_many`'s to take one by one), their samples' times (``n`` per block) and
+        their placements (a row per block)."""
+        clock = self._clock
+        count = len(host_t_s)
+        nothing = (0, np.empty(0), np.empty((0, 4)))
+        modulus = self._modulus
+        seq = self._next_seq
+        if seq is None or n <= 0:
+            return nothing
+        for following in first_sequences:
+            if following != seq:
+                return nothing
+            seq = (seq + n) % modulus
+        state = clock.follow_on_state()
+        if state is None or not all(map(math.isfinite, host_t_s)):
+            return nothing  # push() says which time is wrong
+        hosts = np.array(host_t_s, dtype=np.float64)
+        t_out, placements = np.empty(count * n), np.empty((count, 4))
+        period = self._period_s
+        done, observed = 0, False
+        while True:
+            done, why = _follow_on(
+                hosts,
+                self._next_k,
+                n,
+                period,
+                state,
+                done,
+                observed,
+                self._max_late_s,
+                modulus * period / 2,
+                clock.max_slew,
+                t_out,
+                placements,
+            )
+            clock.set_follow_on_state(state)
+            if done == count or why == _STOP_LATE:
+                break
+            # The drift fit (Python's) before that block is placed.
+            clock.close_window((self._next_k + (done + 1) * n - 1) * period)
+            state = clock.follow_on_state()
+            assert state is not None
+            observed = True
+        if done:
+            # The sequence bookkeeping of the blocks taken, as _accept and _account keep it.
+            self._next_k += done * n
+            self._next_seq = (first_sequences[done - 1] + n) % modulus
+            self._recent.extend((first_sequences[b], n) for b in range(done))
+            self._blocks += done
+            self._samples += done * n
+            self._started = True
+        return done, t_out[: done * n], placements[:done]
+
+    def _accept(
+        self, host_t_s: float, first_sequence: SupportsIndex, n: int
+    ) -> tuple[int, int, int, int, bool, bool] | None:
+        """Place a block in the stream's numbering: (first and last sample index since the
+        anchor, samples trimmed, samples lost, anchored, restart), or None when dropped."""
         seq = operator.index(first_sequence)
         modulus = self._modulus
         if not 0 <= seq < modulus:
@@ -481,22 +756,20 @@ class SequenceTimer(_Timer):
             # numbering is not this stream's any more. Contiguous blocks may arrive early
             # (a burst after a stall): the offset estimate follows them.
             return self._anchor(host_t_s, seq, n)
-        x = np.arange(k0, k_end + 1, dtype=np.float64) * period
         lost = k0 - self._next_k
         self._next_k = k_end + 1
         self._next_seq = (seq + n) % modulus
         self._recent.append((seq, n))
-        return self._emit(host_t_s, x, min_step_s=period, start=trim, lost=lost)
+        return k0, k_end, trim, lost, False, False
 
-    def _anchor(self, host_t_s: float, seq: int, n: int) -> TimedBlock:
+    def _anchor(self, host_t_s: float, seq: int, n: int) -> tuple[int, int, int, int, bool, bool]:
         restart = self._started
         self._next_seq = (seq + n) % self._modulus
         self._next_k = n
         self._recent.clear()
         self._recent.append((seq, n))
-        x = np.arange(n, dtype=np.float64) * self._period_s
-        self._clock.anchor(host_t_s, float(x[-1]))
-        return self._emit(host_t_s, x, min_step_s=self._period_s, anchored=True, restart=restart)
+        self._clock.anchor(host_t_s, (n - 1) * self._period_s)
+        return 0, n - 1, 0, 0, True, restart
 
 
 class TimestampTimer(_Timer):

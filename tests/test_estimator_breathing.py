@@ -9,6 +9,8 @@ steady running.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Iterable
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from monitor.channels import BreathChannel
 from monitor.estimators.breathing import (
     BreathingEstimator,
     RrBreathingEstimator,
@@ -26,10 +29,11 @@ from monitor.estimators.breathing import (
     steps_per_breath,
     steps_per_breath_metric,
 )
-from monitor.metrics import MetricValue
+from monitor.metrics import MetricName, MetricValue
 from sensors import uuids
+from sensors.errors import DecodeError
 from sensors.gatt import decode_breath_block, decode_heart_rate_measurement, decode_imu_block
-from sensors.recording import ConnectionEvent, Notification, Record
+from sensors.recording import ConnectionEvent, Notification, Record, SensorSpec
 from sensors.timing import SequenceTimer
 from simulators.scenario import LinkDrop, LinkSpec, Scenario, load_scenario, parse_scenario
 from simulators.session import simulated_records, truth_series
@@ -430,6 +434,177 @@ def test_samples_already_seen_are_ignored() -> None:
         twice.update(t[i : i + 10], x[i : i + 10])
         twice.update(t[i : i + 10], x[i : i + 10])
     assert once.metrics_at(29.9) == twice.metrics_at(29.9)
+
+
+# -- how samples are split does not matter; the channel's batches --------------------------
+
+
+def _band_only(records: Iterable[Record]) -> list[Record]:
+    return [
+        r
+        for r in records
+        if getattr(r, "sensor", None) == "band"
+        and (isinstance(r, ConnectionEvent) or getattr(r, "char", None) == uuids.RUNMON_BREATH_DATA)
+    ]
+
+
+def _timed_samples(records: Iterable[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """Every band sample, timed as the session times them."""
+    timer: SequenceTimer | None = None
+    times, values = [], []
+    for record in records:
+        if isinstance(record, ConnectionEvent):
+            if record.kind == "connect" and timer is not None:
+                timer.reset()
+            continue
+        assert isinstance(record, Notification)
+        block = decode_breath_block(record.payload)
+        timer = timer or SequenceTimer(block.sample_rate_hz)
+        timed = timer.push(record.t, block.sequence, block.n_samples)
+        if timed is not None:
+            times.append(timed.t_s)
+            values.append(block.stretch[timed.start :])
+    return np.concatenate(times), np.concatenate(values)
+
+
+def _rows_when_split(
+    t: np.ndarray, x: np.ndarray, cuts: np.ndarray, cadence: dict[int, float | None]
+) -> tuple[list[dict[MetricName, MetricValue]], BreathingEstimator]:
+    """Samples fed in pieces ending at ``cuts`` and at every whole second, where the row is read
+    and the cadence noted (as the session does)."""
+    band = BreathingEstimator(sample_rate_hz=25)
+    seconds = np.arange(1, int(t[-1]) + 2)
+    second_ends = np.searchsorted(t, seconds, side="right")
+    ends = np.union1d(np.union1d(second_ends, cuts), [t.size])
+    rows: list[dict[MetricName, MetricValue]] = []
+    start, k = 0, 0
+    for end in ends.tolist():
+        band.update(t[start:end], x[start:end])
+        start = end
+        while k < seconds.size and second_ends[k] <= end:
+            rows.append(dict(band.metrics_at(float(seconds[k]))))
+            band.note_cadence(float(seconds[k]), cadence.get(int(seconds[k])))
+            k += 1
+    return rows, band
+
+
+def test_results_do_not_depend_on_how_the_samples_are_split() -> None:
+    """Lossy band with an 8 s drop: bridges, a restart, the session's cadence for a while."""
+    records = _band_only(simulated_records(SCENARIOS["drop"], DURATION_S["drop"], 1))
+    t, x = _timed_samples(records)
+    truth = _truth("drop", 1, DURATION_S["drop"])
+    cadence = {int(r["t_s"]): r["cadence_spm"] for r in truth if r["t_s"] < 150}
+    rng = np.random.default_rng(3)
+    splits = {
+        "per second": np.zeros(0, dtype=np.intp),
+        "10": np.arange(10, t.size, 10),
+        "7": np.arange(7, t.size, 7),
+        "1 to 40": np.cumsum(rng.integers(1, 41, t.size // 20)),
+        "single samples": np.arange(1, t.size),
+    }
+    results = {name: _rows_when_split(t, x, cuts, cadence) for name, cuts in splits.items()}
+    rows, band = results.pop("per second")
+    assert band.baseline_amplitude is not None
+    ok = [row["breathing_rate_bpm"].quality == "ok" for row in rows]
+    assert sum(ok) > 0.8 * len(rows)
+    for name, (other_rows, other) in results.items():
+        assert other_rows == rows, name
+        assert other.baseline_amplitude == band.baseline_amplitude, name
+        assert other.breaths_at(250.0) == band.breaths_at(250.0), name
+    # All at once, without the cadence: the same as a second at a time without it (the last
+    # 15 s: older breaths are forgotten).
+    alone, alone_band = _rows_when_split(t, x, np.zeros(0, dtype=np.intp), {})
+    at_once = BreathingEstimator(sample_rate_hz=25)
+    at_once.update(t, x)
+    assert [at_once.metrics_at(float(k)) for k in range(285, 301)] == alone[284:300]
+    assert at_once.baseline_amplitude == alone_band.baseline_amplitude
+
+
+def _band_notifications(duration_s: float) -> list[Notification]:
+    records = _band_only(simulated_records(SCENARIOS["steady"], duration_s, 1))
+    return [r for r in records if isinstance(r, Notification)]
+
+
+def _channel_rows(
+    records: Iterable[Record], channel: BreathChannel
+) -> dict[int, dict[MetricName, MetricValue]]:
+    rows: dict[int, dict[MetricName, MetricValue]] = {}
+    k = 1
+    for record in records:
+        while k < (record.t or 0.0):
+            if channel.breathing is not None:
+                rows[k] = dict(channel.breathing.metrics_at(k))
+            k += 1
+        if isinstance(record, ConnectionEvent):
+            if record.kind == "connect":
+                channel.reconnected()
+        elif isinstance(record, Notification):
+            with contextlib.suppress(DecodeError):
+                channel.handle(record)
+    return rows
+
+
+def test_the_channel_batches_a_second_of_notifications_with_the_same_results() -> None:
+    records = _band_only(simulated_records(SCENARIOS["drop"], DURATION_S["drop"], 2))
+    expected = replay(records).rows  # decoded, timed and estimated notification by notification
+    channel = BreathChannel(SensorSpec(id="band", profile="runmon_breath"))
+    rows = _channel_rows(records, channel)
+    assert len(rows) > 250
+    for k, row in rows.items():
+        assert row["breathing_rate_bpm"] == expected[k]["breathing_rate_bpm"], k
+        assert row["breath_depth_rel"] == expected[k]["breath_depth_rel"], k
+    assert channel.state.last_data_t_s == max(r.t for r in records if isinstance(r, Notification))
+
+
+def _corruptions(payload: bytes) -> list[bytes]:
+    return [
+        payload[:5],  # truncated header
+        payload[:-1],  # truncated samples
+        payload + b"\x00",  # trailing byte
+        b"\x02" + payload[1:],  # version
+        payload[:1] + b"\x01" + payload[2:],  # flags
+        payload[:4] + b"\x00\x00" + payload[6:],  # 0 Hz
+        payload[:4] + (2001).to_bytes(2, "little") + payload[6:],  # 2001 Hz
+    ]
+
+
+def test_a_bad_notification_fails_when_it_is_handled_and_changes_nothing() -> None:
+    notes = _band_notifications(120.0)
+    spec = SensorSpec(id="band", profile="runmon_breath")
+    clean, dirty = BreathChannel(spec), BreathChannel(spec)
+    for i, note in enumerate(notes):
+        clean.handle(note)
+        dirty.handle(note)
+        if i % 40 == 3:
+            for payload in _corruptions(note.payload):
+                with pytest.raises(DecodeError, match="runmon Breath"):
+                    dirty.handle(dataclasses.replace(note, payload=payload))
+    assert dirty.state.decode_errors == 0  # the session counts them, not the channel
+    assert clean.breathing is not None
+    assert dirty.breathing is not None
+    for k in range(1, 121):
+        assert dirty.breathing.metrics_at(k) == clean.breathing.metrics_at(k)
+
+
+def test_the_quick_header_check_accepts_exactly_what_the_decoder_does() -> None:
+    rng = np.random.default_rng(11)
+    good = _band_notifications(10.0)[0].payload
+    payloads = [good, *_corruptions(good), b""]
+    for _ in range(3000):
+        cut = int(rng.integers(0, len(good) + 1))
+        mutated = bytearray(good[:cut] + rng.bytes(int(rng.integers(0, 3))))
+        for _ in range(int(rng.integers(0, 3))):
+            if mutated:
+                mutated[int(rng.integers(0, len(mutated)))] = int(rng.integers(0, 256))
+        payloads.append(bytes(mutated))
+    for payload in payloads:
+        header = BreathChannel._quick_header(payload)
+        try:
+            block = decode_breath_block(payload)
+        except DecodeError:
+            assert header is None, payload.hex()
+        else:
+            assert header == (block.sequence, block.sample_rate_hz, block.n_samples), payload.hex()
 
 
 # -- steps per breath ----------------------------------------------------------------------

@@ -600,3 +600,67 @@ def test_timestamp_timer_invariant(
     check_invariant(outputs, restarts_possible=len({d.session for d in deliveries}) > 1)
     stats = timer.stats
     assert stats.blocks + stats.duplicates + stats.out_of_order == len(deliveries)
+
+
+@INVARIANT
+@given(abused_streams(), st.integers(0, 65535), st.integers(1, 12))
+def test_push_many_is_push_in_turn(
+    case: tuple[Stream, list[Delivery], int], seq0: int, batch: int
+) -> None:
+    """The batch path (a channel's second of notifications at once) gives bit-identical times,
+    the same samples and the same stats as pushing the blocks one by one."""
+    s, deliveries, _ = case
+    one, many = SequenceTimer(s.rate_hz), SequenceTimer(s.rate_hz)
+    groups: list[list[Delivery]] = []
+    for d in deliveries:
+        if groups and len(groups[-1]) < batch and groups[-1][0].n == d.n:
+            groups[-1].append(d)
+        else:
+            groups.append([d])
+    for group in groups:
+        n = group[0].n
+        expected_t, expected_kept = [], []
+        for i, d in enumerate(group):
+            block = one.push(d.host_t_s, (seq0 + d.first_id) % 65536, n)
+            if block is not None:
+                expected_t.append(block.t_s)
+                expected_kept.append(np.arange(i * n + block.start, (i + 1) * n))
+        result = many.push_many(
+            [d.host_t_s for d in group], [(seq0 + d.first_id) % 65536 for d in group], n
+        )
+        want_t = np.concatenate(expected_t) if expected_t else np.empty(0)
+        np.testing.assert_array_equal(result.t_s, want_t)
+        kept = np.arange(len(group) * n) if result.kept is None else result.kept
+        want_kept = np.concatenate(expected_kept) if expected_kept else np.empty(0, dtype=np.intp)
+        np.testing.assert_array_equal(kept, want_kept)
+    assert many.stats == one.stats
+
+
+@pytest.mark.parametrize(
+    ("silence_s", "counting"),
+    [
+        (3.0, False),  # numbering resumes where it stopped, 3 s late: a restart
+        (400.0, True),  # the sensor counted through a wrap while nothing arrived
+        (0.5, True),  # a plain gap
+    ],
+)
+def test_push_many_after_a_silence_is_push_in_turn(silence_s: float, counting: bool) -> None:
+    rate, n = 200.0, 19
+    deliveries: list[tuple[float, int]] = []
+    for block in range(120):
+        first = block * n
+        t = (first + n - 1) / rate + 0.01
+        if block >= 60:
+            t += silence_s
+            if counting:
+                first += round(silence_s * rate)
+        deliveries.append((t, first % 65536))
+    one, many = SequenceTimer(rate), SequenceTimer(rate)
+    expected = [b.t_s for h, s in deliveries if (b := one.push(h, s, n)) is not None]
+    got = [
+        many.push_many([h for h, _ in batch], [s for _, s in batch], n).t_s
+        for batch in (deliveries[i : i + 10] for i in range(0, len(deliveries), 10))
+    ]
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))
+    assert many.stats == one.stats
+    assert one.stats.restarts == (0 if counting else 1)

@@ -2,16 +2,19 @@
 
 The band reads chest stretch (arbitrary units) plus what running adds: a bounce at step
 frequency (2.5-3.3 Hz), a slow wander and creep of its zero, and noise. The estimator works
-causally, one notification at a time, in O(block) numpy work (no per-sample Python):
+causally on samples in any split (a notification or a second of them per call: the results
+are the same, bit for bit), in one compiled pass per call (:func:`_band_kernel`, numba):
 
 1. **Filter** — a band-pass (Butterworth high-pass 0.05 Hz order 2, low-pass 1.6 Hz order 6)
    keeps breaths (6-80 per minute) and removes drift and the step bounce (-23 dB at 2.5 Hz,
    -35 dB at 3 Hz). Two more filters watch for running: the step band (2.2-3.8 Hz) and the
-   noise floor (above 5 Hz). All three run as one precomputed linear map per block length with
-   their state carried across blocks: exactly ``scipy.signal.sosfilt`` with ``zi``, without
-   its per-call overhead. Nothing looks ahead.
+   noise floor (above 5 Hz). All three run sample by sample as ``scipy.signal.sosfilt`` does,
+   their state carried across calls. Nothing looks ahead.
 2. **Breaths** — a hysteresis on the filtered signal (±0.35 × its running RMS, and never
    under 4 × the noise in the breath band) splits it into rising and falling halves; the
+   powers behind the threshold, and running (step 4), are updated once per ``FRAME_S``
+   frame of samples counted from the (re)start (one notification of the simulated band), the
+   threshold staying put within a frame; the first frame after a (re)start sets its own. The
    trough before each rise is a breath onset, the crest before each fall its peak (both placed
    to a fraction of a sample by a parabola). Wiggles smaller than the hysteresis cannot add a
    breath. A breath runs onset to onset; its amplitude is its peak minus the mean of its two
@@ -22,12 +25,13 @@ causally, one notification at a time, in O(block) numpy work (no per-sample Pyth
    ``breath_depth_rel`` = their mean amplitude ÷ the baseline amplitude. At least
    ``MIN_BREATHS`` breaths, else null and ``warming_up``.
 4. **Baseline** — the median amplitude of ``BASELINE_BREATHS`` breaths that start once the
-   runner has run for ``BASELINE_SETTLE_S`` (standing breaths are shallower, about 0.6, and
-   would bias it); depth is null and ``warming_up`` until then. Running is what the session
-   says through :meth:`BreathingEstimator.note_cadence` while that is fresh, else what the band
-   itself sees (:func:`band_says_running`: a step band standing out of both the noise floor
-   and the breaths' own harmonics; a band that barely bounces, or a very noisy one, never
-   says so, and then only the cadence can start the baseline). A baseline stored from an
+   runner has run for ``BASELINE_SETTLE_S`` (as known when the breath is confirmed; standing
+   breaths are shallower, about 0.6, and would bias it); depth is null and ``warming_up``
+   until then. Running is what the session says through
+   :meth:`BreathingEstimator.note_cadence` while that is fresh, else what the band itself
+   sees (:func:`band_says_running`: a step band standing out of both the noise floor and the
+   breaths' own harmonics; a band that barely bounces, or a very noisy one, never says so,
+   and then only the cadence can start the baseline). A baseline stored from an
    earlier run (:attr:`BreathingEstimator.baseline_amplitude`, in filtered band units) may be
    passed in: valid for the same band at the same sample rate.
 
@@ -50,10 +54,9 @@ intervals; ``ok`` only when the spectrum shows one clear respiratory line, else 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import statistics
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -64,6 +67,7 @@ from scipy import signal
 from monitor.estimators.heart_rate import BeatTimeline
 from monitor.metrics import STALE_AFTER_S, MetricName, MetricValue, Quality
 from sensors.gatt.heart_rate import HeartRateMeasurement
+from sensors.jit import jit
 
 FloatArray = NDArray[np.float64]
 
@@ -111,8 +115,43 @@ STEP_OVER_BREATH_OFF: Final = 2e-3
 MIN_STEPPING_SPM: Final = 60.0
 
 _BREATH, _STEP, _NOISE = 0, 1, 2
-_MAX_BLOCK: Final = 64  # longer inputs are processed in chunks of this many samples
+#: Hysteresis threshold, band powers and running are updated once per frame of this many
+#: seconds (10 samples at 25 Hz: one notification of the band), counted from the (re)start.
+FRAME_S: Final = 0.4
 _TAINTS_KEPT: Final = 32
+
+# The kernel's signal state (reset by a restart), one float64 vector per estimator:
+_P_LEVEL, _P_BREATH, _P_STEP, _P_NOISE, _THRESHOLD = 0, 1, 2, 3, 4
+_FRAME_POS, _SUM_BREATH, _SUM_STEP, _SUM_NOISE = 5, 6, 7, 8  # the frame in progress
+_HYST, _GENUINE, _SEG_LEN = 9, 10, 11  # hysteresis phase, its half-cycle's state and length
+# The half-cycle's extremum so far with the samples either side (for the parabola).
+_EXT_T, _EXT_V, _EXT_PREV_T, _EXT_PREV_V, _EXT_NEXT_T, _EXT_NEXT_V, _NEED_NEXT = range(12, 19)
+_PREV_T, _PREV_V = 19, 20  # the last filtered sample
+_LAST_T, _LAST_X = 21, 22  # the last input sample (NaN after a (re)start: no gap to check)
+# The last trough and the peak after it (NaN time: none) and whether a bridge tainted them.
+_TROUGH_T, _TROUGH_V, _TROUGH_TAINTED, _PEAK_T, _PEAK_V, _PEAK_TAINTED = range(23, 29)
+_N_SIGNAL: Final = 29
+# What outlives a restart (a second vector): running, the cadence hint, the baseline, and the
+# heads and lengths of the rings of breaths and bridges.
+_SINCE, _BAND_RUNNING, _HINT_T, _HINT_CAD, _BASELINE, _N_AMPS = 0, 1, 2, 3, 4, 5
+_BREATHS_HEAD, _BREATHS_LEN, _TAINTS_LEN, _TAINTS_NEXT = 6, 7, 8, 9
+_N_BOOK: Final = 10
+# Constants per estimator, as a vector for the kernel.
+_C_FRAME, _C_DECAY, _C_LEVEL_DECAY, _C_NOISE_SCALE, _C_STEP_SCALE = 0, 1, 2, 3, 4
+_C_MAX_SEG, _C_N_BREATH, _C_N_STEP, _C_GAP, _C_WINDOW = 5, 6, 7, 8, 9
+_N_CONSTS: Final = 10
+# Columns of the breaths ring (a :class:`Breath` per row).
+_ONSET, _END, _DURATION, _AMPLITUDE, _VALID, _CONFIRMED = 0, 1, 2, 3, 4, 5
+
+
+def _signal_at_restart() -> FloatArray:
+    st = np.zeros(_N_SIGNAL)  # powers 0: the next frame is a first one; phase 0: unknown
+    st[_EXT_T:_NEED_NEXT] = st[_PREV_T : _LAST_X + 1] = np.nan
+    st[_TROUGH_T] = st[_PEAK_T] = np.nan
+    return st
+
+
+_SIGNAL_AT_RESTART: Final = _signal_at_restart()
 
 
 # -- pure numerics ---------------------------------------------------------------------------
@@ -140,87 +179,43 @@ def band_filters(sample_rate_hz: float) -> tuple[FloatArray, ...]:
     return (breath, step, noise)
 
 
-def _steady_state(sos: FloatArray, x0: float) -> FloatArray:
-    """Filter state after a constant input ``x0`` forever (the output of a band-pass is 0)."""
-    if sos.shape[0] == 0:
-        return np.zeros(0)
-    out: FloatArray = (signal.sosfilt_zi(sos) * x0).ravel()
-    return out
-
-
-@functools.lru_cache(maxsize=128)
-def _block_map(sample_rate_hz: float, n: int) -> FloatArray:
-    """The filters over ``n`` samples as one matrix: [outputs; new state] = M @ [x; state].
-
-    Columns are the responses of ``sosfilt`` to unit inputs and unit states, so the product is
-    exactly the cascade (a linear map), at the cost of one small matrix product per block.
-    """
+@functools.lru_cache(maxsize=8)
+def _cascade(sample_rate_hz: float) -> tuple[FloatArray, FloatArray]:
+    """The three filters' sections stacked (breath, step, noise) for the kernel, and their
+    state after a unit input forever (times ``x0``: the steady state for a constant ``x0``)."""
     filters = band_filters(sample_rate_hz)
-    sizes = [2 * sos.shape[0] for sos in filters]
-    n_state = sum(sizes)
-    out = np.zeros((len(filters) * n + n_state, n + n_state))
-    offset = 0
-    for k, (sos, size) in enumerate(zip(filters, sizes, strict=True)):
-        if size == 0:
-            continue
-        rows = slice(k * n, (k + 1) * n)
-        state_rows = slice(len(filters) * n + offset, len(filters) * n + offset + size)
-        zero_state = np.zeros((sos.shape[0], 2))
-        for j in range(n):
-            impulse = np.zeros(n)
-            impulse[j] = 1.0
-            y, zf = signal.sosfilt(sos, impulse, zi=zero_state)
-            out[rows, j] = y
-            out[state_rows, j] = zf.ravel()
-        for s in range(size):
-            unit = np.zeros(size)
-            unit[s] = 1.0
-            y, zf = signal.sosfilt(sos, np.zeros(n), zi=unit.reshape(-1, 2))
-            out[rows, n + offset + s] = y
-            out[state_rows, n + offset + s] = zf.ravel()
-        offset += size
-    out.flags.writeable = False
-    return out
+    sos = np.ascontiguousarray(np.vstack(filters))
+    unit = [signal.sosfilt_zi(f) if f.shape[0] else np.zeros((0, 2)) for f in filters]
+    zi = np.ascontiguousarray(np.vstack(unit))
+    sos.flags.writeable = zi.flags.writeable = False
+    return sos, zi
 
 
 @functools.lru_cache(maxsize=8)
-def _phase_delay_table(sample_rate_hz: float) -> tuple[FloatArray, FloatArray]:
-    """Phase delay (s) of the breath band-pass over the breath frequencies."""
+def _phase_delay_table(sample_rate_hz: float) -> FloatArray:
+    """Phase delay (s, row 1) of the breath band-pass over the breath frequencies (row 0)."""
     freqs = np.linspace(0.05, LOWPASS_HZ, 128)
     _, h = signal.sosfreqz(band_filters(sample_rate_hz)[_BREATH], worN=freqs, fs=sample_rate_hz)
     phase = np.unwrap(np.angle(h))
-    delay: FloatArray = -phase / (2.0 * np.pi * freqs)
-    return freqs, delay
+    table: FloatArray = np.vstack((freqs, -phase / (2.0 * np.pi * freqs)))
+    table.flags.writeable = False
+    return table
 
 
-def hysteresis_changes(y: FloatArray, threshold: float, state: int) -> list[tuple[int, int]]:
-    """Where a hysteresis on ``y`` changes phase: (index, new state), in order.
-
-    The state is +1 after ``y`` rose above ``threshold`` and -1 after it fell below
-    ``-threshold``; ``state`` is the one before the first sample (0: not known yet, and the
-    first excursion sets it). One vectorised search per change: a block holds one or two.
-    """
-    out: list[tuple[int, int]] = []
-    i = 0
-    if state == 0:
-        beyond = np.abs(y) > threshold
-        k = int(beyond.argmax())
-        if not beyond[k]:
-            return out
-        state = 1 if y[k] > 0 else -1
-        out.append((k, state))
-        i = k + 1
-    while i < y.size:
-        rest = y[i:]
-        crossed = rest < -threshold if state > 0 else rest > threshold
-        k = int(crossed.argmax())
-        if not crossed[k]:
-            break
-        i += k
-        state = -state
-        out.append((i, state))
-        i += 1
-    return out
+@jit
+def _says_running(
+    step_power: float,
+    noise_power: float,
+    breath_power: float,
+    noise_per_step_bandwidth: float,
+    was_running: bool,
+) -> bool:
+    over_noise = STEP_OVER_NOISE_OFF if was_running else STEP_OVER_NOISE_ON
+    over_breath = STEP_OVER_BREATH_OFF if was_running else STEP_OVER_BREATH_ON
+    return (
+        step_power * noise_per_step_bandwidth > over_noise * noise_power
+        and step_power > over_breath * breath_power
+    )
 
 
 def band_says_running(
@@ -237,27 +232,309 @@ def band_says_running(
     ``noise_per_step_bandwidth`` converts powers to densities (noise band width ÷ step band
     width). Thresholds have hysteresis: ``was_running`` picks the lower pair.
     """
-    over_noise, over_breath = (
-        (STEP_OVER_NOISE_OFF, STEP_OVER_BREATH_OFF)
-        if was_running
-        else (STEP_OVER_NOISE_ON, STEP_OVER_BREATH_ON)
-    )
-    return (
-        step_power * noise_per_step_bandwidth > over_noise * noise_power
-        and step_power > over_breath * breath_power
+    return bool(
+        _says_running(step_power, noise_power, breath_power, noise_per_step_bandwidth, was_running)
     )
 
 
-def refine_extremum(t_s: FloatArray, y: FloatArray, j: int) -> tuple[float, float]:
-    """Time and value of the extremum at sample ``j`` by a parabola through its neighbours."""
-    if 0 < j < y.size - 1:
-        a, b, c = float(y[j - 1]), float(y[j]), float(y[j + 1])
-        den = a - 2.0 * b + c
-        if den != 0.0:
-            off = min(max(0.5 * (a - c) / den, -0.5), 0.5)
-            k = j + 1 if off > 0 else j - 1
-            return float(t_s[j] + off * abs(t_s[k] - t_s[j])), b - 0.25 * (a - c) * off
-    return float(t_s[j]), float(y[j])
+@jit
+def _interp(x: float, xp: FloatArray, fp: FloatArray) -> float:
+    """``np.interp`` at one point, with its arithmetic (so the same bits)."""
+    if x <= xp[0]:
+        return float(fp[0])
+    if x >= xp[-1]:
+        return float(fp[-1])
+    j = int(np.searchsorted(xp, x, side="right")) - 1
+    if xp[j] == x:
+        return float(fp[j])
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    return float(slope * (x - xp[j]) + fp[j])
+
+
+@jit
+def _sections(sos: FloatArray, zi: FloatArray, first: int, stop: int, x: float) -> float:
+    """One sample through sections ``first:stop`` (transposed direct form II, as ``sosfilt``)."""
+    for s in range(first, stop):
+        y = sos[s, 0] * x + zi[s, 0]
+        zi[s, 0] = sos[s, 1] * x - sos[s, 4] * y + zi[s, 1]
+        zi[s, 1] = sos[s, 2] * x - sos[s, 5] * y
+        x = y
+    return x
+
+
+@jit
+def _refine(
+    t_prev: float, a: float, t_j: float, b: float, t_next: float, c: float
+) -> tuple[float, float]:
+    """Time and value of the extremum ``(t_j, b)`` by a parabola through its neighbours
+    (unrefined without a sample before it: NaN ``t_prev``)."""
+    if math.isnan(t_prev):
+        return t_j, b
+    den = a - 2.0 * b + c
+    if den == 0.0:
+        return t_j, b
+    off = min(max(0.5 * (a - c) / den, -0.5), 0.5)
+    t_k = t_next if off > 0 else t_prev
+    return t_j + off * abs(t_k - t_j), b - 0.25 * (a - c) * off
+
+
+@jit
+def _tainted(taints: FloatArray, book: FloatArray, t_s: float) -> bool:
+    """Whether ``t_s`` lies on a bridge (or in the settling time after it)."""
+    for k in range(int(book[_TAINTS_LEN])):  # noqa: SIM110 (numba: no generators)
+        if taints[k, 0] <= t_s <= taints[k, 1]:
+            return True
+    return False
+
+
+@jit
+def _consistent(breaths: FloatArray, book: FloatArray, duration_s: float) -> bool:
+    """Whether ``duration_s`` agrees (±30 %) with the valid ones of the last 8 breaths."""
+    cap, head, n = breaths.shape[0], int(book[_BREATHS_HEAD]), int(book[_BREATHS_LEN])
+    recent = np.empty(8)
+    m = 0
+    for k in range(max(0, n - 8), n):
+        row = (head + k) % cap
+        if breaths[row, _VALID] != 0.0:
+            recent[m] = breaths[row, _DURATION]
+            m += 1
+    return m >= 3 and bool(abs(duration_s / np.median(recent[:m]) - 1.0) < 0.3)
+
+
+@jit
+def _on_trough(
+    t_s: float,
+    value: float,
+    confirmed_t_s: float,
+    st: FloatArray,
+    book: FloatArray,
+    c: FloatArray,
+    breaths: FloatArray,
+    taints: FloatArray,
+    amps: FloatArray,
+    delay: FloatArray,
+) -> None:
+    """A trough: with the trough and the peak before it, a breath (valid or not)."""
+    prev_t, prev_v, peak_t, peak_v = st[_TROUGH_T], st[_TROUGH_V], st[_PEAK_T], st[_PEAK_V]
+    prev_tainted, peak_tainted = st[_TROUGH_TAINTED] != 0.0, st[_PEAK_TAINTED] != 0.0
+    tainted = _tainted(taints, book, t_s)
+    st[_TROUGH_T], st[_TROUGH_V], st[_TROUGH_TAINTED] = t_s, value, 1.0 if tainted else 0.0
+    st[_PEAK_T] = math.nan
+    if math.isnan(prev_t) or math.isnan(peak_t) or not prev_t < peak_t < t_s:
+        return
+    duration_s = t_s - prev_t
+    amplitude = peak_v - 0.5 * (prev_v + value)
+    valid = (
+        MIN_BREATH_S <= duration_s <= MAX_BREATH_S
+        and amplitude > 0.0
+        and not (prev_tainted or peak_tainted or tainted)
+    )
+    if valid:
+        # A bridge that hid a trough merged two breaths: their length gives it away.
+        for k in range(int(book[_TAINTS_LEN])):
+            if taints[k, 0] < t_s and taints[k, 1] > prev_t:
+                valid = _consistent(breaths, book, duration_s)
+                break
+    delay_s = _interp(1.0 / duration_s, delay[0], delay[1])
+    cap, head, n = breaths.shape[0], int(book[_BREATHS_HEAD]), int(book[_BREATHS_LEN])
+    row = (head + n) % cap  # the ring holds every breath a window can need: never full
+    breaths[row, _ONSET] = prev_t - delay_s
+    breaths[row, _END] = t_s - delay_s
+    breaths[row, _DURATION] = duration_s
+    breaths[row, _AMPLITUDE] = amplitude
+    breaths[row, _VALID] = 1.0 if valid else 0.0
+    breaths[row, _CONFIRMED] = confirmed_t_s
+    n += 1
+    horizon = confirmed_t_s - c[_C_WINDOW] - MAX_BREATH_S
+    while breaths[head, _CONFIRMED] < horizon:
+        head = (head + 1) % cap
+        n -= 1
+    book[_BREATHS_HEAD], book[_BREATHS_LEN] = head, n
+    # The baseline: valid breaths that start once the runner has run a while.
+    since = book[_SINCE]
+    if not math.isnan(book[_BASELINE]) or not valid or math.isnan(since):
+        return
+    if prev_t - delay_s < since + BASELINE_SETTLE_S:
+        return
+    n_amps = int(book[_N_AMPS])
+    amps[n_amps] = amplitude
+    n_amps += 1
+    if n_amps >= BASELINE_BREATHS:
+        book[_BASELINE] = np.median(amps[:n_amps])
+        n_amps = 0
+    book[_N_AMPS] = n_amps
+
+
+@jit
+def _frame_end(st: FloatArray, book: FloatArray, c: FloatArray, t_s: float, first: bool) -> None:
+    """A frame is complete: its powers go into the running ones, which set the next frame's
+    hysteresis threshold and whether the runner runs (as of ``t_s``, its last sample)."""
+    n = c[_C_FRAME]
+    p_breath, p_step, p_noise = st[_SUM_BREATH] / n, st[_SUM_STEP] / n, st[_SUM_NOISE] / n
+    if first:  # the first frame after a (re)start: its own powers
+        st[_P_LEVEL] = st[_P_BREATH] = max(p_breath, 1e-300)
+        st[_P_STEP], st[_P_NOISE] = p_step, p_noise
+    else:
+        decay, level_decay = c[_C_DECAY], c[_C_LEVEL_DECAY]
+        st[_P_LEVEL] = level_decay * st[_P_LEVEL] + (1.0 - level_decay) * p_breath
+        st[_P_BREATH] = decay * st[_P_BREATH] + (1.0 - decay) * p_breath
+        st[_P_STEP] = decay * st[_P_STEP] + (1.0 - decay) * p_step
+        st[_P_NOISE] = decay * st[_P_NOISE] + (1.0 - decay) * p_noise
+    st[_THRESHOLD] = max(
+        HYSTERESIS_REL * math.sqrt(st[_P_LEVEL]),
+        HYSTERESIS_NOISE_SIGMAS * math.sqrt(st[_P_NOISE]) * c[_C_NOISE_SCALE],
+    )
+    st[_FRAME_POS] = st[_SUM_BREATH] = st[_SUM_STEP] = st[_SUM_NOISE] = 0.0
+    if t_s - book[_HINT_T] <= STALE_AFTER_S:  # the session's cadence, while fresh (NaN: none)
+        running = book[_HINT_CAD] >= RUNNING_FROM_SPM
+    elif c[_C_N_STEP] > 0:
+        running = _says_running(
+            st[_P_STEP], st[_P_NOISE], st[_P_BREATH], c[_C_STEP_SCALE], book[_BAND_RUNNING] != 0.0
+        )
+        book[_BAND_RUNNING] = 1.0 if running else 0.0
+    else:
+        running = False
+    if not running:
+        book[_SINCE] = math.nan
+    elif math.isnan(book[_SINCE]):
+        book[_SINCE] = t_s
+
+
+@jit
+def _detect(
+    t_s: float,
+    y: float,
+    st: FloatArray,
+    book: FloatArray,
+    c: FloatArray,
+    breaths: FloatArray,
+    taints: FloatArray,
+    amps: FloatArray,
+    delay: FloatArray,
+) -> None:
+    """One filtered sample through the hysteresis, and the extremum a change of phase confirms."""
+    if st[_NEED_NEXT] != 0.0:  # the sample after the extremum, for its parabola
+        st[_EXT_NEXT_T], st[_EXT_NEXT_V], st[_NEED_NEXT] = t_s, y, 0.0
+    state, threshold = st[_HYST], st[_THRESHOLD]
+    new_half = False
+    if state == 0.0:
+        if abs(y) > threshold:  # the phase becomes known: a first (cut) half-cycle starts
+            st[_HYST] = 1.0 if y > 0.0 else -1.0
+            new_half = True
+    elif (y < -threshold) if state > 0.0 else (y > threshold):
+        if st[_GENUINE] == 0.0:
+            # The first half-cycle after a (re)start is cut short: its extremum is not one.
+            st[_GENUINE] = 1.0
+        else:
+            te, ve = _refine(
+                st[_EXT_PREV_T],
+                st[_EXT_PREV_V],
+                st[_EXT_T],
+                st[_EXT_V],
+                st[_EXT_NEXT_T],
+                st[_EXT_NEXT_V],
+            )
+            if state < 0.0:  # rose: the trough before is an onset
+                _on_trough(te, ve, t_s, st, book, c, breaths, taints, amps, delay)
+            else:  # fell: the crest before is the peak
+                st[_PEAK_T], st[_PEAK_V] = te, ve
+                st[_PEAK_TAINTED] = 1.0 if _tainted(taints, book, te) else 0.0
+        st[_HYST] = -state
+        new_half = True
+    if new_half:
+        st[_SEG_LEN] = 1.0
+    elif state != 0.0:
+        st[_SEG_LEN] += 1.0
+    # The half-cycle's extremum (the first one, as argmin/argmax): max rising, min falling.
+    if new_half or (state > 0.0 and y > st[_EXT_V]) or (state < 0.0 and y < st[_EXT_V]):
+        st[_EXT_T], st[_EXT_V], st[_NEED_NEXT] = t_s, y, 1.0
+        st[_EXT_PREV_T], st[_EXT_PREV_V] = st[_PREV_T], st[_PREV_V]
+    st[_PREV_T], st[_PREV_V] = t_s, y
+
+
+@jit
+def _band_kernel(
+    t_s: FloatArray,
+    x: FloatArray,
+    start: int,
+    sos: FloatArray,
+    zi: FloatArray,
+    st: FloatArray,
+    book: FloatArray,
+    c: FloatArray,
+    hold: FloatArray,
+    breaths: FloatArray,
+    taints: FloatArray,
+    amps: FloatArray,
+    delay: FloatArray,
+) -> int:
+    """Samples ``start:`` through the filters, frames, hysteresis and breaths; stops before a
+    sample that follows a gap and returns its index (``t_s.size`` without one). ``zi`` (filter
+    state), ``st`` and ``book`` carry over; ``hold`` keeps the first frame after a (re)start
+    until it is complete (its own powers set its threshold)."""
+    frame = int(c[_C_FRAME])
+    n_breath, n_step = int(c[_C_N_BREATH]), int(c[_C_N_STEP])
+    n_sections = sos.shape[0]
+    gap_s = c[_C_GAP]
+    i = start
+    while i < t_s.size:
+        t = t_s[i]
+        if t - st[_LAST_T] > gap_s:
+            break
+        xi = x[i]
+        y = _sections(sos, zi, 0, n_breath, xi)
+        st[_SUM_BREATH] += y * y
+        if n_step > 0:
+            ys = _sections(sos, zi, n_breath, n_breath + n_step, xi)
+            yn = _sections(sos, zi, n_breath + n_step, n_sections, xi)
+            st[_SUM_STEP] += ys * ys
+            st[_SUM_NOISE] += yn * yn
+        st[_LAST_T], st[_LAST_X] = t, xi
+        pos = int(st[_FRAME_POS])
+        if st[_P_LEVEL] == 0.0:  # the first frame after a (re)start
+            hold[pos, 0], hold[pos, 1] = t, y
+            if pos + 1 < frame:
+                st[_FRAME_POS] = pos + 1
+            else:
+                _frame_end(st, book, c, t, True)
+                for k in range(frame):
+                    _detect(hold[k, 0], hold[k, 1], st, book, c, breaths, taints, amps, delay)
+        else:
+            if pos == 0 and st[_HYST] != 0.0 and st[_SEG_LEN] + frame > c[_C_MAX_SEG]:
+                # A half-cycle longer than any breath by this frame's end: no breathing to
+                # see; the next change of phase starts afresh.
+                st[_TROUGH_T] = st[_PEAK_T] = math.nan
+                st[_GENUINE] = 0.0
+                st[_SEG_LEN] = c[_C_MAX_SEG] - frame
+            _detect(t, y, st, book, c, breaths, taints, amps, delay)
+            if pos + 1 < frame:
+                st[_FRAME_POS] = pos + 1
+            else:
+                _frame_end(st, book, c, t, False)
+        i += 1
+    return i
+
+
+@jit
+def _window(
+    breaths: FloatArray, book: FloatArray, t_s: float, window_s: float
+) -> tuple[int, float, float]:
+    """Count, total duration and total amplitude of the valid breaths wholly in the window
+    ending at ``t_s`` and known by then."""
+    cap, head = breaths.shape[0], int(book[_BREATHS_HEAD])
+    lo = t_s - window_s
+    count, duration_s, amplitude = 0, 0.0, 0.0
+    for k in range(int(book[_BREATHS_LEN])):
+        row = (head + k) % cap
+        if (
+            breaths[row, _VALID] != 0.0
+            and breaths[row, _CONFIRMED] <= t_s
+            and breaths[row, _ONSET] > lo
+        ):
+            count += 1
+            duration_s += breaths[row, _DURATION]
+            amplitude += breaths[row, _AMPLITUDE]
+    return count, duration_s, amplitude
 
 
 def steps_per_breath(cadence_spm: float | None, breathing_rate_bpm: float | None) -> float | None:
@@ -310,20 +587,15 @@ class Breath:
     confirmed_t_s: float
 
 
-@dataclass(slots=True)
-class _Extremum:
-    t_s: float  # filtered-signal time (not yet delay corrected)
-    value: float
-    tainted: bool
-
-
 class BreathingEstimator:
     """Streaming breathing rate and depth from a chest band.
 
-    Feed :meth:`update` each notification's samples with their host times, in order (from the
-    caller's :class:`sensors.timing.SequenceTimer`: ``timed.t_s`` with
-    ``block.stretch[timed.start:]``); gaps are recognised from the times. Ask :meth:`metrics_at`
-    for the metrics at any time. :meth:`note_cadence` is optional (see the module docstring).
+    Feed :meth:`update` samples with their host times, in order, split into calls however the
+    caller likes (from a :class:`sensors.timing.SequenceTimer`: ``timed.t_s`` with
+    ``block.stretch[timed.start:]``, a notification or a second of them at a time: the results
+    are the same); gaps are recognised from the times. Ask :meth:`metrics_at` for the metrics
+    at any time. :meth:`note_cadence` is optional (see the module docstring). A caller that
+    queues samples sets :attr:`before_processing`.
     """
 
     provides: Final[tuple[MetricName, ...]] = ("breathing_rate_bpm", "breath_depth_rel")
@@ -339,64 +611,88 @@ class BreathingEstimator:
             raise ValueError(f"sample_rate_hz={sample_rate_hz!r} is too low for breaths")
         if baseline_amplitude is not None and not baseline_amplitude > 0.0:
             raise ValueError(f"baseline_amplitude={baseline_amplitude!r} must be > 0")
-        self.sample_rate_hz = float(sample_rate_hz)
+        self.sample_rate_hz = rate = float(sample_rate_hz)
         self.window_s = window_s
-        self._period_s = 1.0 / self.sample_rate_hz
-        self._filters = band_filters(self.sample_rate_hz)
-        self._has_step_band = self._filters[_STEP].shape[0] > 0
+        #: Called first by every method that reads or changes the state: a queueing caller's
+        #: flush (as :attr:`TrunkImuEstimator.before_processing`).
+        self.before_processing: Callable[[], None] | None = None
+        self._sos, self._unit_zi = _cascade(rate)
+        self._delay = _phase_delay_table(rate)
+        n_breath, n_step = (f.shape[0] for f in band_filters(rate)[:2])
         # Power -> density conversions (without a step band there is no noise floor either).
         bw_step = STEP_BAND_HZ[1] - STEP_BAND_HZ[0]
-        bw_noise = self.sample_rate_hz / 2.0 - NOISE_FROM_HZ
-        self._step_density_scale = bw_noise / bw_step if self._has_step_band else 0.0
-        self._breath_noise_scale = (
-            math.sqrt((LOWPASS_HZ - HIGHPASS_HZ) / bw_noise) if self._has_step_band else 0.0
+        bw_noise = rate / 2.0 - NOISE_FROM_HZ
+        period_s = 1.0 / rate
+        frame = max(1, round(FRAME_S * rate))
+        c = np.zeros(_N_CONSTS)
+        c[_C_FRAME] = frame
+        c[_C_DECAY] = math.exp(-frame * period_s / POWER_TAU_S)
+        c[_C_LEVEL_DECAY] = math.exp(-frame * period_s / LEVEL_TAU_S)
+        c[_C_NOISE_SCALE] = math.sqrt((LOWPASS_HZ - HIGHPASS_HZ) / bw_noise) if n_step else 0.0
+        c[_C_STEP_SCALE] = bw_noise / bw_step if n_step else 0.0
+        c[_C_MAX_SEG] = int(MAX_BREATH_S * rate)
+        c[_C_N_BREATH], c[_C_N_STEP] = n_breath, n_step
+        c[_C_GAP] = 1.5 * period_s
+        c[_C_WINDOW] = window_s
+        self._hold = np.zeros((frame, 2))
+        # Every breath a window can need: a breath takes at least two samples.
+        self._breaths = np.zeros((int((window_s + MAX_BREATH_S) * rate / 2) + 8, 6))
+        self._taints = np.zeros((_TAINTS_KEPT, 2))  # bridges (and settling): (from, to)
+        self._amps = np.zeros(BASELINE_BREATHS)
+        self._book = np.zeros(_N_BOOK)
+        book = self._book
+        book[_SINCE] = book[_HINT_T] = book[_HINT_CAD] = np.nan
+        book[_BASELINE] = np.nan if baseline_amplitude is None else baseline_amplitude
+        self._st = _SIGNAL_AT_RESTART.copy()
+        self._zi = np.zeros_like(self._unit_zi)  # filter state
+        self._zi_unset = True  # until the first sample (after a (re)start)
+        self._kernel_state = (
+            self._sos,
+            self._zi,
+            self._st,
+            self._book,
+            c,
+            self._hold,
+            self._breaths,
+            self._taints,
+            self._amps,
+            self._delay,
         )
-        self._delay_freqs, self._delay_s = _phase_delay_table(self.sample_rate_hz)
-        self._block_consts: dict[int, tuple[FloatArray, float, float]] = {}
-        self._max_seg = int(MAX_BREATH_S * self.sample_rate_hz)
-        capacity = self._max_seg + 4 * _MAX_BLOCK
-        self._buf_t: FloatArray = np.zeros(capacity)
-        self._buf_y: FloatArray = np.zeros(capacity)
-        self._baseline = baseline_amplitude
-        self._baseline_amps: list[float] = []
-        self._breaths: deque[Breath] = deque()
-        self._taints: deque[tuple[float, float]] = deque(maxlen=_TAINTS_KEPT)
-        self._cadence_hint: tuple[float, float] | None = None
-        self._running_since_t_s: float | None = None
-        self._band_running = False
         self._last_t_s: float | None = None
-        self._restart()
 
     def _restart(self) -> None:
-        """Forget the signal's state (first data, or after a gap too long to bridge)."""
-        self._state: FloatArray | None = None  # filter state; None until the first sample
-        self._last_x = 0.0
-        self._p_level = 0.0  # running power of the breath-filtered signal; 0: not started
-        self._p_breath = 0.0
-        self._p_step = 0.0
-        self._p_noise = 0.0
-        self._hyst_state = 0
-        self._buf_len = 0  # filtered samples in the buffer
-        self._seg_start = 0  # buffer index of the current half-cycle's first sample
-        self._seg_genuine = False  # that half-cycle began at a transition, not at a (re)start
-        self._trough: _Extremum | None = None
-        self._peak: _Extremum | None = None
+        """Forget the signal's state (after a gap too long to bridge)."""
+        self._st[:] = _SIGNAL_AT_RESTART
+        self._zi_unset = True
+
+    def _flush(self) -> None:
+        if self.before_processing is not None:
+            self.before_processing()
 
     # -- input -------------------------------------------------------------------------------
 
     @property
     def baseline_amplitude(self) -> float | None:
         """Baseline breath amplitude (filtered peak-to-peak, band units): store it per runner."""
-        return self._baseline
+        self._flush()
+        baseline = float(self._book[_BASELINE])
+        return None if math.isnan(baseline) else baseline
 
     @property
     def running(self) -> bool:
         """Whether the runner runs, as the cadence hint or (without one) the band says."""
-        return self._running_since_t_s is not None
+        self._flush()
+        return not math.isnan(self._book[_SINCE])
 
     def note_cadence(self, t_s: float, cadence_spm: float | None) -> None:
-        """Optional: the session's cadence at ``t_s``; while fresh (3 s) it decides running."""
-        self._cadence_hint = None if cadence_spm is None else (t_s, cadence_spm)
+        """Optional: the session's cadence at ``t_s``; while fresh (3 s) it decides running
+        for the samples after it."""
+        self._flush()
+        book = self._book
+        if cadence_spm is None:
+            book[_HINT_T] = book[_HINT_CAD] = math.nan
+        else:
+            book[_HINT_T], book[_HINT_CAD] = t_s, cadence_spm
 
     def update(self, t_s: FloatArray, stretch: FloatArray) -> None:
         """Take samples in time order: host times (s) and raw stretch (band units)."""
@@ -412,228 +708,73 @@ class BreathingEstimator:
             t_s, x = t_s[keep], x[keep]
             if t_s.size == 0:
                 return
-        if last_t_s is not None and self._state is not None:
-            gap_s = float(t_s[0]) - last_t_s
+        self._run(t_s, x)
+        self._last_t_s = float(t_s[-1])
+
+    def _run(self, t_s: FloatArray, x: FloatArray) -> None:
+        """Samples through the kernel, gap by gap: a short gap is bridged, a long one restarts."""
+        state = self._kernel_state
+        i = 0
+        while True:
+            if self._zi_unset:  # (re)start: the filters as if this value had been forever
+                np.multiply(self._unit_zi, float(x[i]), out=self._zi)
+                self._zi_unset = False
+            i = _band_kernel(t_s, x, i, *state)
+            if i == t_s.size:
+                return
+            gap_s = float(t_s[i]) - float(self._st[_LAST_T])
             if gap_s > MAX_BRIDGE_S:
                 self._restart()
-            elif gap_s > 1.5 * self._period_s:
-                t_s, x = self._bridge(gap_s, t_s, x)
-        if self._state is None:
-            x0 = float(x[0])
-            self._state = np.concatenate([_steady_state(sos, x0) for sos in self._filters])
-        if t_s.size <= _MAX_BLOCK:
-            self._process(t_s, x)
-        else:
-            for start in range(0, t_s.size, _MAX_BLOCK):
-                self._process(t_s[start : start + _MAX_BLOCK], x[start : start + _MAX_BLOCK])
-        self._last_t_s = float(t_s[-1])
-        self._last_x = float(x[-1])
+            else:
+                fill_t, fill_x = self._bridge(gap_s, float(t_s[i]), float(x[i]))
+                _band_kernel(fill_t, fill_x, 0, *state)
 
-    def _bridge(
-        self, gap_s: float, t_s: FloatArray, x: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Lost samples filled by a straight line, so the filters keep their state; the
-        breaths they touch are not used."""
-        assert self._last_t_s is not None
+    def _bridge(self, gap_s: float, t0_s: float, x0: float) -> tuple[FloatArray, FloatArray]:
+        """Lost samples before ``(t0_s, x0)`` filled by a straight line, so the filters keep
+        their state; the breaths they touch are not used."""
+        last_t_s, last_x = float(self._st[_LAST_T]), float(self._st[_LAST_X])
         n_fill = round(gap_s * self.sample_rate_hz) - 1
         frac = np.arange(1, n_fill + 1) / (n_fill + 1)
-        fill_t = self._last_t_s + frac * gap_s
-        fill_x = self._last_x + frac * (float(x[0]) - self._last_x)
-        self._taints.append((self._last_t_s, float(t_s[0]) + TAINT_AFTER_S))
-        return np.concatenate((fill_t, t_s)), np.concatenate((fill_x, x))
-
-    # -- per block ---------------------------------------------------------------------------
-
-    def _consts(self, n: int) -> tuple[FloatArray, float, float]:
-        consts = self._block_consts.get(n)
-        if consts is None:
-            consts = (
-                _block_map(self.sample_rate_hz, n),
-                math.exp(-n * self._period_s / POWER_TAU_S),
-                math.exp(-n * self._period_s / LEVEL_TAU_S),
-            )
-            self._block_consts[n] = consts
-        return consts
-
-    def _process(self, t_s: FloatArray, x: FloatArray) -> None:
-        n = t_s.size
-        matrix, decay, level_decay = self._consts(n)
-        assert self._state is not None
-        out = matrix @ np.concatenate((x, self._state))
-        self._state = out[3 * n :]
-        outputs = out[: 3 * n].reshape(3, n)
-        p_breath, p_step, p_noise = ((outputs * outputs).sum(axis=1) / n).tolist()
-        if self._p_level > 0.0:
-            threshold = max(
-                HYSTERESIS_REL * math.sqrt(self._p_level),
-                HYSTERESIS_NOISE_SIGMAS * math.sqrt(self._p_noise) * self._breath_noise_scale,
-            )
-            self._p_level = level_decay * self._p_level + (1.0 - level_decay) * p_breath
-            self._p_breath = decay * self._p_breath + (1.0 - decay) * p_breath
-            self._p_step = decay * self._p_step + (1.0 - decay) * p_step
-            self._p_noise = decay * self._p_noise + (1.0 - decay) * p_noise
-        else:  # the first block after a (re)start: its own powers
-            self._p_level = self._p_breath = max(p_breath, 1e-300)
-            self._p_step, self._p_noise = p_step, p_noise
-            threshold = max(
-                HYSTERESIS_REL * math.sqrt(self._p_level),
-                HYSTERESIS_NOISE_SIGMAS * math.sqrt(self._p_noise) * self._breath_noise_scale,
-            )
-        self._update_running(float(t_s[-1]))
-        self._detect(t_s, outputs[0], threshold)
-
-    def _update_running(self, t_s: float) -> None:
-        hint = self._cadence_hint
-        if hint is not None and t_s - hint[0] <= STALE_AFTER_S:
-            running = hint[1] >= RUNNING_FROM_SPM
-        elif self._has_step_band:
-            self._band_running = band_says_running(
-                self._p_step,
-                self._p_noise,
-                self._p_breath,
-                self._step_density_scale,
-                was_running=self._band_running,
-            )
-            running = self._band_running
-        else:
-            running = False
-        if not running:
-            self._running_since_t_s = None
-        elif self._running_since_t_s is None:
-            self._running_since_t_s = t_s
-
-    def _detect(self, t_s: FloatArray, y: FloatArray, threshold: float) -> None:
-        state = self._hyst_state
-        # Most blocks cannot change the phase: only a swing past the opposite threshold does.
-        if (state > 0 and float(y.min()) >= -threshold) or (
-            state < 0 and float(y.max()) <= threshold
-        ):
-            self._append(t_s, y)
-            return
-        changes = hysteresis_changes(y, threshold, state)
-        if not changes:
-            if state != 0:
-                self._append(t_s, y)
-            return
-        if state == 0:
-            # The phase becomes known here: the first (cut) half-cycle starts at this sample.
-            first, state = changes.pop(0)
-            t_s, y = t_s[first:], y[first:]
-            changes = [(i - first, s) for i, s in changes]
-            self._buf_len = self._seg_start = 0
-        base = self._append(t_s, y)
-        bt, by = self._buf_t[: self._buf_len], self._buf_y[: self._buf_len]
-        start = self._seg_start
-        for i, new_state in changes:
-            ci = base + i
-            if not self._seg_genuine:
-                # The first half-cycle after a (re)start is cut short: its extremum is not one.
-                self._seg_genuine = True
-            elif new_state > 0:  # rose: the trough before is an onset
-                j = start + int(by[start:ci].argmin())
-                self._on_trough(*refine_extremum(bt, by, j), confirmed_t_s=float(bt[ci]))
-            else:  # fell: the crest before is the peak
-                j = start + int(by[start:ci].argmax())
-                te, ve = refine_extremum(bt, by, j)
-                self._peak = _Extremum(te, ve, self._tainted(te))
-            start = ci
-            state = new_state
-        self._seg_start = start
-        self._hyst_state = state
-
-    def _append(self, t_s: FloatArray, y: FloatArray) -> int:
-        """Put filtered samples after the buffer's; returns the index of the first."""
-        n = t_s.size
-        if self._buf_len + n > self._buf_t.size:
-            keep = slice(self._seg_start, self._buf_len)
-            size = self._buf_len - self._seg_start
-            self._buf_t[:size] = self._buf_t[keep]
-            self._buf_y[:size] = self._buf_y[keep]
-            self._buf_len, self._seg_start = size, 0
-        base = self._buf_len
-        self._buf_t[base : base + n] = t_s
-        self._buf_y[base : base + n] = y
-        self._buf_len = base + n
-        if self._buf_len - self._seg_start > self._max_seg:
-            # A half-cycle longer than any breath: no breathing to see; start afresh.
-            self._seg_start = self._buf_len - self._max_seg
-            self._trough = self._peak = None
-            self._seg_genuine = False
-        return base
-
-    def _tainted(self, t_s: float) -> bool:
-        return any(a <= t_s <= b for a, b in self._taints)
-
-    def _on_trough(self, t_raw_s: float, value: float, *, confirmed_t_s: float) -> None:
-        trough = _Extremum(t_raw_s, value, self._tainted(t_raw_s))
-        prev, peak = self._trough, self._peak
-        self._trough, self._peak = trough, None
-        if prev is None or peak is None or not prev.t_s < peak.t_s < trough.t_s:
-            return
-        duration_s = trough.t_s - prev.t_s
-        amplitude = peak.value - 0.5 * (prev.value + trough.value)
-        touched = any(a < trough.t_s and b > prev.t_s for a, b in self._taints)
-        # A bridge that hid a trough merged two breaths: their length gives it away.
-        recent = [b.duration_s for b in itertools.islice(reversed(self._breaths), 8) if b.valid]
-        consistent = len(recent) >= 3 and abs(duration_s / statistics.median(recent) - 1.0) < 0.3
-        valid = (
-            MIN_BREATH_S <= duration_s <= MAX_BREATH_S
-            and amplitude > 0.0
-            and not (prev.tainted or peak.tainted or trough.tainted)
-            and (not touched or consistent)
-        )
-        delay_s = float(np.interp(1.0 / duration_s, self._delay_freqs, self._delay_s))
-        breath = Breath(
-            onset_t_s=prev.t_s - delay_s,
-            end_t_s=trough.t_s - delay_s,
-            duration_s=duration_s,
-            amplitude=amplitude,
-            valid=valid,
-            confirmed_t_s=confirmed_t_s,
-        )
-        self._breaths.append(breath)
-        horizon = confirmed_t_s - self.window_s - MAX_BREATH_S
-        while self._breaths[0].confirmed_t_s < horizon:
-            self._breaths.popleft()
-        self._learn_baseline(breath)
-
-    def _learn_baseline(self, breath: Breath) -> None:
-        since = self._running_since_t_s
-        if self._baseline is not None or not breath.valid or since is None:
-            return
-        if breath.onset_t_s < since + BASELINE_SETTLE_S:
-            return
-        self._baseline_amps.append(breath.amplitude)
-        if len(self._baseline_amps) >= BASELINE_BREATHS:
-            self._baseline = float(np.median(self._baseline_amps))
-            self._baseline_amps = []
+        book = self._book
+        k = int(book[_TAINTS_NEXT])
+        self._taints[k] = (last_t_s, t0_s + TAINT_AFTER_S)
+        book[_TAINTS_NEXT] = (k + 1) % _TAINTS_KEPT
+        book[_TAINTS_LEN] = min(book[_TAINTS_LEN] + 1, _TAINTS_KEPT)
+        return last_t_s + frac * gap_s, last_x + frac * (x0 - last_x)
 
     # -- output ------------------------------------------------------------------------------
 
     def breaths_at(self, t_s: float) -> list[Breath]:
         """The valid breaths wholly in the window ending at ``t_s`` and known by then."""
+        self._flush()
+        cap, head = self._breaths.shape[0], int(self._book[_BREATHS_HEAD])
+        rows = self._breaths[(head + np.arange(int(self._book[_BREATHS_LEN]))) % cap]
         lo = t_s - self.window_s
-        return [b for b in self._breaths if b.valid and b.confirmed_t_s <= t_s and b.onset_t_s > lo]
+        return [
+            Breath(onset, end, duration, amplitude, True, confirmed)
+            for onset, end, duration, amplitude, valid, confirmed in rows.tolist()
+            if valid and confirmed <= t_s and onset > lo
+        ]
 
     def metrics_at(self, t_s: float) -> dict[MetricName, MetricValue]:
         """Rate and depth from band samples up to ``t_s``; null once silent > 3 s."""
+        self._flush()
         if self._last_t_s is None:
             warming = MetricValue(None, "warming_up")
             return {name: warming for name in self.provides}
         if t_s - self._last_t_s > STALE_AFTER_S:
             stale = MetricValue(None, "stale")
             return {name: stale for name in self.provides}
-        breaths = self.breaths_at(t_s)
-        if len(breaths) < MIN_BREATHS:
+        count, duration_s, amplitude = _window(self._breaths, self._book, t_s, self.window_s)
+        if count < MIN_BREATHS:
             warming = MetricValue(None, "warming_up")
             return {name: warming for name in self.provides}
-        total_s = sum(b.duration_s for b in breaths)
-        rate = MetricValue(60.0 * len(breaths) / total_s, "ok")
-        if self._baseline is None:
+        rate = MetricValue(60.0 * count / duration_s, "ok")
+        baseline = float(self._book[_BASELINE])
+        if math.isnan(baseline):
             depth = MetricValue(None, "warming_up")
         else:
-            mean_amp = sum(b.amplitude for b in breaths) / len(breaths)
-            depth = MetricValue(mean_amp / self._baseline, "ok")
+            depth = MetricValue(amplitude / count / baseline, "ok")
         return {"breathing_rate_bpm": rate, "breath_depth_rel": depth}
 
 

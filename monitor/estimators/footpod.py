@@ -83,17 +83,19 @@ class FootpodEstimator:
         if t_s - self._last_t_s > STALE_AFTER_S:
             stale = MetricValue(None, "stale")
             return {name: stale for name in self.provides}
-        recent = [r for r in self._readings if r.t_s > t_s - self.window_s and r.t_s <= t_s]
+        since_s = t_s - self.window_s
+        recent = [r for r in self._readings if since_s < r.t_s <= t_s]
         if not recent:
             warming = MetricValue(None, "warming_up")
             return {name: warming for name in self.provides}
-        speed_mps = sum(r.speed_mps for r in recent) / len(recent)
+        speed_mps = sum([r.speed_mps for r in recent]) / len(recent)
         speed = MetricValue(speed_mps, "ok")
-        if any(r.cadence_spm < 0.0 for r in recent):
+        cadences = [r.cadence_spm for r in recent]
+        if min(cadences) < 0.0:
             # ``auto`` has not seen running speed yet: the unit of a non-zero cadence is unknown.
             undecided = MetricValue(None, "warming_up")
             return {"cadence_spm": undecided, "speed_mps": speed, "stride_length_m": undecided}
-        cadence_spm = sum(r.cadence_spm for r in recent) / len(recent)
+        cadence_spm = sum(cadences) / len(recent)
         if cadence_spm < MIN_STEPPING_SPM or speed_mps <= 0.0:
             stride = MetricValue(None, "ok")
         else:

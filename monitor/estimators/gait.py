@@ -12,11 +12,14 @@ the contact, and a contact shorter than ``min_contact_s`` is a bump, not a stanc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+
+from sensors.jit import jit
 
 FloatArray = NDArray[np.float64]
 
@@ -42,18 +45,58 @@ class Contact:
         return self.toeoff_s - self.touchdown_s
 
 
-def _events(t_s: FloatArray, x: FloatArray, level: float) -> list[tuple[float, bool]]:
-    """Where ``x`` rises above or falls below ``level``, in time order: (time interpolated
-    between the samples, whether rising). Each lies in its own sample interval, so index order
-    is time order."""
-    above = x > level
-    idx = np.flatnonzero(above[:-1] != above[1:]) + 1
-    if idx.size == 0:
-        return []
-    x0, x1 = x[idx - 1], x[idx]
-    frac = np.where(x1 != x0, (level - x0) / np.where(x1 != x0, x1 - x0, 1.0), 1.0)
-    times = t_s[idx - 1] + frac * (t_s[idx] - t_s[idx - 1])
-    return list(zip(times.tolist(), above[idx].tolist(), strict=True))
+@jit
+def _push_contacts(
+    t_s: FloatArray,
+    x: FloatArray,
+    level: float,
+    merge_s: float,
+    min_contact_s: float,
+    max_contact_s: float,
+    state: FloatArray,
+    out: FloatArray,
+) -> int:
+    """The detector's loop over one chunk: contacts completed in it go to ``out`` (rows of
+    touchdown, toe-off); returns how many. ``state`` is [last t, last x, touchdown of the
+    contact in progress, pending contact's touchdown and toe-off], NaN for none."""
+    last_t, last_x, open_s, pend_td, pend_to = state[0], state[1], state[2], state[3], state[4]
+    found = 0
+    start = 0
+    if math.isnan(last_t):
+        if x[0] > level:
+            open_s = t_s[0]
+        last_t, last_x = t_s[0], x[0]
+        start = 1
+    for i in range(start, t_s.size):
+        x0, x1 = last_x, x[i]
+        t0, t1 = last_t, t_s[i]
+        last_t, last_x = t1, x1
+        rise = x1 > level
+        if (x0 > level) == rise:
+            continue
+        # The crossing, interpolated between the samples.
+        frac = (level - x0) / (x1 - x0) if x1 != x0 else 1.0
+        time_s = t0 + frac * (t1 - t0)
+        if rise:
+            if not math.isnan(pend_to) and time_s - pend_to < merge_s:
+                open_s = pend_td  # a dip inside the stance
+            else:
+                if not math.isnan(pend_to) and min_contact_s <= pend_to - pend_td <= max_contact_s:
+                    out[found, 0], out[found, 1] = pend_td, pend_to
+                    found += 1
+                open_s = time_s
+            pend_td = pend_to = math.nan
+        elif not math.isnan(open_s):
+            pend_td, pend_to = open_s, time_s
+            open_s = math.nan
+    # A contact that ended more than merge_s ago can no longer be extended.
+    if not math.isnan(pend_to) and last_t - pend_to >= merge_s and math.isnan(open_s):
+        if min_contact_s <= pend_to - pend_td <= max_contact_s:
+            out[found, 0], out[found, 1] = pend_td, pend_to
+            found += 1
+        pend_td = pend_to = math.nan
+    state[0], state[1], state[2], state[3], state[4] = last_t, last_x, open_s, pend_td, pend_to
+    return found
 
 
 class ContactDetector:
@@ -68,49 +111,29 @@ class ContactDetector:
         self.threshold_g = threshold_g
         self.merge_s = merge_s
         self.min_contact_s = min_contact_s
-        self._last_t: float | None = None
-        self._last_x = 0.0
-        self._open_s: float | None = None  # touchdown of the contact in progress
-        self._pending: Contact | None = None  # ended, but a short dip may still extend it
+        self._state = np.full(5, np.nan)
+        self._out = np.empty((0, 2))
 
     def reset(self) -> None:
         """Forget the contact in progress (after a data gap)."""
-        self._last_t = None
-        self._open_s = None
-        self._pending = None
+        self._state[:] = np.nan
 
     def push(self, t_s: FloatArray, vertical_g: FloatArray) -> list[Contact]:
         if t_s.size == 0:
             return []
-        if self._last_t is not None:
-            t_s = np.concatenate(([self._last_t], t_s))
-            vertical_g = np.concatenate(([self._last_x], vertical_g))
-        elif vertical_g[0] > self.threshold_g:
-            self._open_s = float(t_s[0])
-        self._last_t, self._last_x = float(t_s[-1]), float(vertical_g[-1])
-        done: list[Contact] = []
-        for time_s, rise in _events(t_s, vertical_g, self.threshold_g):
-            if rise:
-                if self._pending is not None and time_s - self._pending.toeoff_s < self.merge_s:
-                    self._open_s = self._pending.touchdown_s  # a dip inside the stance
-                else:
-                    self._flush(done)
-                    self._open_s = time_s
-                self._pending = None
-            elif self._open_s is not None:
-                self._pending = Contact(self._open_s, time_s)
-                self._open_s = None
-        # A contact that ended more than merge_s ago can no longer be extended.
-        pending = self._pending
-        settled = pending is not None and self._last_t - pending.toeoff_s >= self.merge_s
-        if settled and self._open_s is None:
-            self._flush(done)
-        return done
-
-    def _flush(self, done: list[Contact]) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None and self.min_contact_s <= pending.duration_s <= MAX_CONTACT_S:
-            done.append(pending)
+        if self._out.shape[0] < t_s.size // 2 + 2:  # at most one contact per two crossings
+            self._out = np.empty((t_s.size // 2 + 2, 2))
+        found = _push_contacts(
+            t_s,
+            vertical_g,
+            self.threshold_g,
+            self.merge_s,
+            self.min_contact_s,
+            MAX_CONTACT_S,
+            self._state,
+            self._out,
+        )
+        return [Contact(td, to) for td, to in self._out[:found].tolist()]
 
 
 def detect_contacts(

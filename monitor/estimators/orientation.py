@@ -32,27 +32,6 @@ def mount_matrix(mount: MountSpec) -> FloatArray:
     return out
 
 
-def rotation_matrices(quat_wxyz: FloatArray) -> FloatArray:
-    """(n, 3, 3) rotation matrices of unit quaternions (n, 4): ``R @ v`` turns body into world.
-
-    Row 2 of each matrix is the world's up expressed in body axes.
-    """
-    w, x, y, z = quat_wxyz.T
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
-    out = np.empty((quat_wxyz.shape[0], 3, 3))
-    out[:, 0, 0] = 1.0 - 2.0 * (yy + zz)
-    out[:, 0, 1] = 2.0 * (xy - wz)
-    out[:, 0, 2] = 2.0 * (xz + wy)
-    out[:, 1, 0] = 2.0 * (xy + wz)
-    out[:, 1, 1] = 1.0 - 2.0 * (xx + zz)
-    out[:, 1, 2] = 2.0 * (yz - wx)
-    out[:, 2, 0] = 2.0 * (xz - wy)
-    out[:, 2, 1] = 2.0 * (yz + wx)
-    out[:, 2, 2] = 1.0 - 2.0 * (xx + yy)
-    return out
-
-
 class OrientationFilter:
     """VQF in the body frame, fed block by block; holds its state between blocks."""
 

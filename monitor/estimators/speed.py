@@ -28,6 +28,7 @@ class ImuSpeedModel:
 
     def __init__(self) -> None:
         self._ratios: deque[float] = deque(maxlen=CALIBRATION_SECONDS)
+        self._k: float | None = None  # the median of the ratios, once asked for
 
     @property
     def calibrated(self) -> bool:
@@ -35,12 +36,17 @@ class ImuSpeedModel:
 
     @property
     def k(self) -> float:
-        return statistics.median(self._ratios) if self.calibrated else POPULATION_K
+        if not self.calibrated:
+            return POPULATION_K
+        if self._k is None:
+            self._k = statistics.median(self._ratios)
+        return self._k
 
     def learn(self, speed_mps: float, cadence_spm: float, feature: float) -> None:
         """One second with a trusted speed: store this runner's step-length ratio."""
         if cadence_spm >= MIN_RUNNING_SPM and feature > 0.0 and speed_mps > 0.5:
             self._ratios.append(speed_mps / (cadence_spm / 60.0) / feature)
+            self._k = None
 
     def speed(self, cadence_spm: float | None, feature: float | None) -> MetricValue:
         if cadence_spm is None or feature is None:

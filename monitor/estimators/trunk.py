@@ -2,15 +2,16 @@
 
 Streaming and causal. Blocks of samples (already timed by :mod:`sensors.timing`) are queued as
 they arrive and processed together when metrics are asked for, once per second of data time:
-one vectorised pass over ~200 samples costs far less than ten small ones, and the row of second
-``k`` still uses only samples up to ``k``.
+one pass over ~200 samples costs far less than ten small ones, and the row of second ``k``
+still uses only samples up to ``k``. The per-sample and per-step loops are compiled
+(:mod:`.trunk_numerics`); this class holds the state and the bookkeeping around them.
 
 Per sample: the declared mount turns sensor axes into body axes (forward, left, up); VQF gives
 the body's orientation against the vertical; from it come the world-vertical specific force
 (foot contacts, bounce), the lean against the reference posture, where the body's forward axis
 points (rotation) and the acceleration across the running direction (sway). The last few
-seconds are kept with running integrals, so each step's and stride's numbers are a handful of
-array operations on a slice (see :mod:`.gait` for the definitions they implement).
+seconds are kept with running integrals, so each step's and stride's numbers are one pass over
+a slice (see :mod:`.gait` for the definitions they implement).
 
 Calibration: while the runner stands still before running (``calibrate_stand``), the mean
 acceleration is the body's "up" in its standing posture and the mean gyro the gyro's bias.
@@ -26,6 +27,7 @@ those samples are not measured from, and steps or strides spanning a gap are not
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +37,24 @@ import numpy as np
 from scipy.signal import lfilter, lfilter_zi
 
 from monitor.estimators.gait import (
-    G_MPS2,
     MAX_STEP_S,
     Contact,
     ContactDetector,
     FloatArray,
 )
-from monitor.estimators.orientation import OrientationFilter, mount_matrix, rotation_matrices
+from monitor.estimators.orientation import OrientationFilter, mount_matrix
+from monitor.estimators.trunk_numerics import (
+    AZIMUTH_DEG,
+    LATERAL_G,
+    LEAN_DEG,
+    N_COLUMNS,
+    VERTICAL_G,
+    body_columns,
+    detrended_std,
+    integrate,
+    mean_lean,
+    step_figures,
+)
 from monitor.metrics import STALE_AFTER_S, MetricName, MetricValue, Quality
 from sensors.recording import MountSpec
 
@@ -70,10 +83,6 @@ MIN_SAMPLES: Final = 8
 UP: Final = np.array([0.0, 0.0, 1.0])
 FORWARD: Final = np.array([1.0, 0.0, 0.0])
 
-# Columns of the sample buffer; the running integrals are derived from them.
-_VERTICAL, _AZIMUTH, _LEAN, _LATERAL = 0, 1, 2, 3
-_COLUMNS: Final = 4
-
 
 @dataclass(frozen=True, slots=True)
 class _Step:
@@ -90,93 +99,87 @@ class _Step:
 
 
 class _Samples:
-    """The last ``BUFFER_S`` of samples as contiguous arrays, with running integrals.
-
-    ``a1``/``a2``: first and second time integrals of the vertical acceleration (m/s², gravity
-    removed); ``l1``/``l2`` the same across the running direction; ``lean_int`` of the lean.
-    Recomputed over the buffer after each append (a few thousand samples: cheap).
-    """
+    """At least the last ``BUFFER_S`` of samples: times and the columns of
+    :mod:`.trunk_numerics` (measured values and their running integrals), in arrays that grow
+    in place and are compacted only when full."""
 
     def __init__(self) -> None:
-        self.t = np.empty(0)
-        self.cols = np.empty((0, _COLUMNS))
-        # Rows a1, l1, lean_int, a2, l2 (in the order they are integrated); the named arrays
-        # below are views of its rows.
-        self._ints = np.empty((5, 0))
-        self.a1 = self.a2 = self.l1 = self.l2 = self.lean_int = np.empty(0)
+        capacity = 4096
+        self._t = np.empty(capacity)
+        self._data = np.empty((capacity, N_COLUMNS))
+        self.size = 0
         self.gaps: deque[tuple[float, float]] = deque()
-        self._last = np.zeros(3)  # the last sample's vertical, lateral and lean
 
-    def append(self, t_s: FloatArray, cols: FloatArray, period_s: float) -> None:
-        # The integrals continue from the buffer's last sample (their constants cancel in every
-        # use below), so only the new samples are integrated.
-        x = np.empty((3, t_s.size))  # vertical and lateral acceleration (m/s²), lean
-        np.multiply(cols[:, _VERTICAL] - 1.0, G_MPS2, out=x[0])
-        np.multiply(cols[:, _LATERAL], G_MPS2, out=x[1])
-        x[2] = cols[:, _LEAN]
-        if self.t.size:
-            if t_s[0] - self.t[-1] > 1.5 * period_s:
-                self.gaps.append((float(self.t[-1]), float(t_s[0])))
-            dt = _diff(t_s, float(self.t[-1]))
-            last = self._ints[:, -1]
-            first = _continue(last[:3], self._last, x, dt)
-            second = _continue(last[3:], last[:2], first[:2], dt)
-            keep = int(np.searchsorted(self.t, t_s[-1] - BUFFER_S))
-            self.t = np.concatenate((self.t[keep:], t_s))
-            self.cols = np.concatenate((self.cols[keep:], cols))
-            new = np.concatenate((first, second))
-            self._ints = np.concatenate((self._ints[:, keep:], new), axis=1)
-        else:
-            dt = _diff(t_s, float(t_s[0]))
-            first = _continue(np.zeros(3), x[:, 0], x, dt)
-            second = _continue(np.zeros(2), np.zeros(2), first[:2], dt)
-            self.t, self.cols = t_s, cols
-            self._ints = np.concatenate((first, second))
-        self.a1, self.l1, self.lean_int, self.a2, self.l2 = self._ints
-        self._last = x[:, -1].copy()
-        inner = np.flatnonzero(dt[1:] > 1.5 * period_s)
-        self.gaps.extend((float(t_s[i]), float(t_s[i + 1])) for i in inner)
-        while self.gaps and self.gaps[0][1] < self.t[0]:
+    @property
+    def t(self) -> FloatArray:
+        return self._t[: self.size]
+
+    @property
+    def data(self) -> FloatArray:
+        return self._data[: self.size]
+
+    def reserve(self, t_s: FloatArray) -> FloatArray:
+        """Append the times ``t_s``; returns the rows for their columns, to be filled and then
+        :meth:`commit`-ted."""
+        n, size = t_s.size, self.size
+        if size + n > self._t.size:
+            keep = int(np.searchsorted(self._t[:size], t_s[-1] - BUFFER_S))
+            size -= keep
+            if size + n > self._t.size:
+                capacity = 2 * (size + n)
+                t, data = np.empty(capacity), np.empty((capacity, N_COLUMNS))
+            else:
+                t, data = self._t, self._data
+            t[:size] = self._t[keep : keep + size]
+            data[:size] = self._data[keep : keep + size]
+            self._t, self._data = t, data
+        self._t[size : size + n] = t_s
+        self.size = size
+        self._pending = n
+        return self._data[size : size + n]
+
+    def commit(self, period_s: float) -> None:
+        """Integrate the reserved rows and note where samples are missing."""
+        start, stop = self.size, self.size + self._pending
+        self.size = stop
+        longest = integrate(self._t, self._data, start, stop)
+        if longest > 1.5 * period_s:
+            t = self._t[max(start - 1, 0) : stop]
+            for i in np.flatnonzero(np.diff(t) > 1.5 * period_s):
+                self.gaps.append((float(t[i]), float(t[i + 1])))
+        oldest = self._t[stop - 1] - BUFFER_S
+        while self.gaps and self.gaps[0][1] < oldest:
             self.gaps.popleft()
-
-    def index(self, t_s: float) -> int:
-        """The sample nearest to ``t_s``."""
-        i = int(np.searchsorted(self.t, t_s))
-        if i >= self.t.size:
-            return self.t.size - 1
-        if i > 0 and t_s - self.t[i - 1] < self.t[i] - t_s:
-            return i - 1
-        return i
 
     def gap_between(self, start_s: float, end_s: float) -> bool:
         return any(a < end_s and b > start_s for a, b in self.gaps)
 
-    def double_integral_ptp(self, i0: int, i1: int, first: FloatArray, second: FloatArray) -> float:
-        """Peak-to-peak displacement over samples ``i0..i1`` that start and end at the same
-        place: the acceleration's mean is removed and the velocity chosen so the ends meet."""
-        span = self.t[i1] - self.t[i0]
-        d = self.t[i0 : i1 + 1] - self.t[i0]
-        mean_acc = (first[i1] - first[i0]) / span
-        pos = second[i0 : i1 + 1] - second[i0] - (first[i0] + 0.5 * mean_acc * d) * d
-        pos -= pos[-1] * d / span
-        return _ptp(pos)
 
-    def chord_ptp(self, i0: int, i1: int, column: int) -> float:
-        """Peak-to-peak of a column over ``i0..i1`` after removing the straight line between
-        its ends (a bend's turn, a gyro bias)."""
-        x = self.cols[i0 : i1 + 1, column]
-        d = self.t[i0 : i1 + 1] - self.t[i0]
-        rel = x - (x[-1] - x[0]) * d / (self.t[i1] - self.t[i0])
-        return _ptp(rel)
+class _TimedValues:
+    """(time, value) pairs appended in time order, the recent ones readable as array slices."""
 
-    def mean(self, i0: int, i1: int) -> float:
-        """Time mean of the lean over ``i0..i1``."""
-        return float((self.lean_int[i1] - self.lean_int[i0]) / (self.t[i1] - self.t[i0]))
+    def __init__(self) -> None:
+        self._t = np.empty(256)
+        self._v = np.empty(256)
+        self._start = self._stop = 0
 
+    def append(self, t_s: float, value: float, *, keep_s: float) -> None:
+        """Append; pairs older than ``keep_s`` before ``t_s`` may be dropped to make room."""
+        if self._stop == self._t.size:
+            start = self._start + int(np.searchsorted(self._t[self._start :], t_s - keep_s))
+            kept = self._stop - start
+            size = max(self._t.size, 2 * kept + 2)
+            t, v = np.empty(size), np.empty(size)
+            t[:kept], v[:kept] = self._t[start : self._stop], self._v[start : self._stop]
+            self._t, self._v, self._start, self._stop = t, v, 0, kept
+        self._t[self._stop] = t_s
+        self._v[self._stop] = value
+        self._stop += 1
 
-def _ptp(x: FloatArray) -> float:
-    """``x.max() - x.min()``; the ufuncs' own reductions skip the array methods' overhead."""
-    return float(np.maximum.reduce(x)) - float(np.minimum.reduce(x))
+    def since(self, t_s: float) -> tuple[FloatArray, FloatArray]:
+        """Times and values of the pairs later than ``t_s``."""
+        first = self._start + int(np.searchsorted(self._t[self._start : self._stop], t_s, "right"))
+        return self._t[first : self._stop], self._v[first : self._stop]
 
 
 def _diff(x: FloatArray, before: float) -> FloatArray:
@@ -184,19 +187,6 @@ def _diff(x: FloatArray, before: float) -> FloatArray:
     out = np.empty(x.size)
     out[0] = x[0] - before
     np.subtract(x[1:], x[:-1], out=out[1:])
-    return out
-
-
-def _continue(start: FloatArray, x_before: FloatArray, x: FloatArray, dt: FloatArray) -> FloatArray:
-    """Trapezoid integrals of the rows of ``x`` continuing from ``start`` (``x_before``
-    ``dt[0]`` earlier), computed in place in one buffer."""
-    out = np.empty_like(x)
-    out[:, 0] = x[:, 0] + x_before
-    np.add(x[:, 1:], x[:, :-1], out=out[:, 1:])
-    out *= 0.5
-    out *= dt
-    np.cumsum(out, axis=1, out=out)
-    out += start[:, None]
     return out
 
 
@@ -223,16 +213,16 @@ class TrunkImuEstimator:
         self._orientation = OrientationFilter(sample_rate_hz)
         self._has_gyro: bool | None = None
         self._acc_state: FloatArray | None = None  # accelerometer-only low-pass state
-        self._heading_state: FloatArray | None = None
+        self._heading = np.full(2, np.nan)  # body_columns' state: azimuth and heading, deg
+        self._figures = np.empty(5)  # step_figures' output
         self._contacts = ContactDetector()
         self._samples = _Samples()
         self._steps: deque[_Step] = deque()
-        self._stride_leans: deque[tuple[float, float]] = deque()
+        self._stride_leans = _TimedValues()
         self._touchdowns: deque[Contact] = deque(maxlen=3)
         self._last_t_s: float | None = None
         self._first_t_s: float | None = None
         self._bridge_from: tuple[float, FloatArray, FloatArray] | None = None
-        self._last_azimuth_deg: float | None = None  # unwrapped
         # Calibration: the standing posture's "up" and "forward" in body axes.
         self.up_ref: FloatArray = UP.copy()
         self.forward_ref: FloatArray = FORWARD.copy()
@@ -258,9 +248,14 @@ class TrunkImuEstimator:
         if not self._pending:
             return
         blocks, self._pending = self._pending, []
-        t_s = np.concatenate([b[0] for b in blocks])
-        acc = np.concatenate([b[1] for b in blocks]) @ self.body_from_sensor.T
-        gyros = [b[2] for b in blocks]
+        if len(blocks) == 1:  # the usual case: a channel's second of blocks, timed together
+            t_s, acc, gyro_sensor = blocks[0]
+            gyros = [gyro_sensor]
+        else:
+            t_s = np.concatenate([b[0] for b in blocks])
+            acc = np.concatenate([b[1] for b in blocks])
+            gyros = [b[2] for b in blocks]
+        acc = acc @ self.body_from_sensor.T
         has_gyro = all(g is not None for g in gyros)
         if self._has_gyro is None:
             self._has_gyro = has_gyro
@@ -271,30 +266,27 @@ class TrunkImuEstimator:
             self._touchdowns.clear()
             self._bridge_from = None
         self._last_t_s = float(t_s[-1])
-        cols = np.empty((t_s.size, _COLUMNS))
+        samples = self._samples
+        rows = samples.reserve(t_s)
         if self._has_gyro and has_gyro:
-            gyro = np.concatenate([g for g in gyros if g is not None]) @ self.body_from_sensor.T
-            self._calibrate(t_s, acc, gyro)
-            rot = rotation_matrices(self._orient(t_s, gyro, acc))
-            acc_world = np.einsum("nij,nj->ni", rot, acc)
-            cols[:, _VERTICAL] = acc_world[:, 2]
-            cols[:, _LEAN] = self._lean_deg(rot[:, 2, :])  # row 2: world up in body axes
-            forward_w = rot @ self.forward_ref
-            azimuth = self._unwrap(np.degrees(np.arctan2(forward_w[:, 1], forward_w[:, 0])))
-            cols[:, _AZIMUTH] = azimuth
-            heading = np.radians(self._heading(azimuth))
-            cols[:, _LATERAL] = -acc_world[:, 0] * np.sin(heading) + acc_world[:, 1] * np.cos(
-                heading
+            present = [g for g in gyros if g is not None]
+            gyro = (present[0] if len(present) == 1 else np.concatenate(present)) @ (
+                self.body_from_sensor.T
             )
+            self._calibrate(t_s, acc, gyro)
+            quat = self._orient(t_s, gyro, acc)
+            alpha = 1.0 / (HEADING_TAU_S * self.sample_rate_hz)
+            body_columns(quat, acc, self.forward_ref, self.up_ref, alpha, self._heading, rows)
         else:
             self._calibrate(t_s, acc, None)
             gravity = self._acc_only_gravity(acc)
-            cols[:, _VERTICAL] = np.einsum("ij,ij->i", acc, gravity)
-            cols[:, _LEAN] = self._lean_deg(gravity)
-            cols[:, _AZIMUTH] = np.nan
-            cols[:, _LATERAL] = 0.0
-        self._samples.append(t_s, cols, self.period_s)
-        for contact in self._contacts.push(t_s, cols[:, _VERTICAL]):
+            rows[:, VERTICAL_G] = np.einsum("ij,ij->i", acc, gravity)
+            rows[:, LEAN_DEG] = self._lean_deg(gravity)
+            rows[:, AZIMUTH_DEG] = np.nan
+            rows[:, LATERAL_G] = 0.0
+        vertical = rows[:, VERTICAL_G].copy()
+        samples.commit(self.period_s)
+        for contact in self._contacts.push(t_s, vertical):
             self._on_contact(contact)
 
     def _orient(self, t_s: FloatArray, gyro: FloatArray, acc: FloatArray) -> FloatArray:
@@ -321,25 +313,6 @@ class TrunkImuEstimator:
         quat = self._orientation.update(gyro_full[start:], acc_full[start:])
         out: FloatArray = quat[position[start:] - start]
         return out
-
-    def _unwrap(self, azimuth_deg: FloatArray) -> FloatArray:
-        """Continuous azimuth across blocks (no jumps at ±180°)."""
-        last = self._last_azimuth_deg
-        step = _diff(azimuth_deg, float(azimuth_deg[0]) if last is None else last)
-        step -= 360.0 * np.rint(step / 360.0)
-        out: FloatArray = (azimuth_deg[0] if last is None else last) + np.cumsum(step)
-        self._last_azimuth_deg = float(out[-1])
-        return out
-
-    def _heading(self, azimuth_deg: FloatArray) -> FloatArray:
-        """The running direction: the azimuth smoothed over about a stride (causal)."""
-        alpha = 1.0 / (HEADING_TAU_S * self.sample_rate_hz)
-        b, a = np.array([alpha]), np.array([1.0, alpha - 1.0])
-        if self._heading_state is None:
-            self._heading_state = lfilter_zi(b, a) * azimuth_deg[0]
-        out, self._heading_state = lfilter(b, a, azimuth_deg, zi=self._heading_state)
-        result: FloatArray = out
-        return result
 
     def _acc_only_gravity(self, acc: FloatArray) -> FloatArray:
         """Low-passed acceleration direction: gravity, biased by the stride's pitch swing."""
@@ -401,32 +374,38 @@ class TrunkImuEstimator:
         samples = self._samples
         if end - start > MAX_STEP_S or samples.gap_between(start, end):
             return
-        i0, i1 = samples.index(start), samples.index(end)
-        if i1 - i0 < MIN_SAMPLES:
-            return
-        oscillation = samples.double_integral_ptp(i0, i1, samples.a1, samples.a2)
-        vertical = samples.cols[i0 : i1 + 1, _VERTICAL]
-        length_feature = (G_MPS2 * _ptp(vertical)) ** 0.25
-        rotation = sway = lean = None
         stride_start = self._touchdowns[0].touchdown_s
-        if len(self._touchdowns) == 3 and end - stride_start <= 2 * MAX_STEP_S:
-            s0 = samples.index(stride_start)
-            # Lean changes slowly: a bridged gap in a stride barely moves its mean.
-            if self.measures_lean:
-                lean = samples.mean(s0, i1)
-                self._stride_leans.append((end, lean))
-            if self._has_gyro and not samples.gap_between(stride_start, end):
-                rotation = samples.chord_ptp(s0, i1, _AZIMUTH)
-                sway = samples.double_integral_ptp(s0, i1, samples.l1, samples.l2)
+        is_stride = len(self._touchdowns) == 3 and end - stride_start <= 2 * MAX_STEP_S
+        figures = self._figures
+        if not step_figures(
+            samples.t,
+            samples.data,
+            start,
+            end,
+            stride_start if is_stride else math.nan,
+            self.measures_lean,
+            bool(self._has_gyro) and is_stride and not samples.gap_between(stride_start, end),
+            MIN_SAMPLES,
+            figures,
+        ):
+            return
+        oscillation, length_feature, lean, rotation, sway = figures.tolist()
+        if self.measures_lean and is_stride:
+            self._stride_leans.append(end, lean, keep_s=LEAN_VARIABILITY_WINDOW_S)
         self._steps.append(
             _Step(
-                end, start, previous.duration_s, oscillation, rotation, sway, lean, length_feature
+                end,
+                start,
+                previous.duration_s,
+                oscillation,
+                None if math.isnan(rotation) else rotation,
+                None if math.isnan(sway) else sway,
+                None if math.isnan(lean) else lean,
+                length_feature,
             )
         )
         while self._steps and self._steps[0].touchdown_s < end - BUFFER_S:
             self._steps.popleft()
-        while self._stride_leans and self._stride_leans[0][0] < end - LEAN_VARIABILITY_WINDOW_S:
-            self._stride_leans.popleft()
 
     # -- output ------------------------------------------------------------------------------
 
@@ -483,11 +462,8 @@ class TrunkImuEstimator:
             return MetricValue(None, quality)
         n_strides = len(steps) // 2
         start, end = steps[-2 * n_strides].start_s, steps[-1].touchdown_s
-        samples = self._samples
-        i0, i1 = samples.index(start), samples.index(end)
-        if i1 - i0 < MIN_SAMPLES:
-            return MetricValue(None, quality)
-        return MetricValue(samples.mean(i0, i1), quality)
+        lean = mean_lean(self._samples.t, self._samples.data, start, end, MIN_SAMPLES)
+        return MetricValue(None if math.isnan(lean) else lean, quality)
 
     def _lean_variability(self, t_s: float) -> MetricValue:
         """Stride-to-stride spread of the stride-averaged lean over the last 30 s.
@@ -496,14 +472,10 @@ class TrunkImuEstimator:
         more is not unstable. A relative measure (a constant offset does not change it), so it
         is ``ok`` calibrated or not.
         """
-        recent = [
-            (end, lean) for end, lean in self._stride_leans if end > t_s - LEAN_VARIABILITY_WINDOW_S
-        ]
-        if len(recent) < LEAN_VARIABILITY_MIN_STRIDES:
+        ends, leans = self._stride_leans.since(t_s - LEAN_VARIABILITY_WINDOW_S)
+        if ends.size < LEAN_VARIABILITY_MIN_STRIDES:
             return MetricValue(None, "warming_up" if self._running else "ok")
-        ends = np.array([r[0] for r in recent])
-        leans = np.array([r[1] for r in recent])
-        return MetricValue(detrended_std(ends - ends.mean(), leans), "ok")
+        return MetricValue(detrended_std(ends, leans), "ok")
 
 
 def _mean_of(values: list[float | None], scale: float) -> MetricValue:
@@ -511,12 +483,3 @@ def _mean_of(values: list[float | None], scale: float) -> MetricValue:
     if not present:
         return MetricValue(None, "ok")
     return MetricValue(scale * sum(present) / len(present), "ok")
-
-
-def detrended_std(t: FloatArray, x: FloatArray) -> float:
-    """Standard deviation of ``x`` around its least-squares line over ``t`` (n - 2 dof)."""
-    tc, xc = t - t.mean(), x - x.mean()
-    stt = float(tc @ tc)
-    slope = float(tc @ xc) / stt if stt > 0 else 0.0
-    residual = xc - slope * tc
-    return float(np.sqrt(residual @ residual / (x.size - 2)))
