@@ -243,7 +243,15 @@ def run(path):
 run(warm_up)
 start_up_s = time.perf_counter() - t_start
 elapsed = min(run(recording) for _ in range(repeats))
-peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb():
+    # VmHWM belongs to this program's address space; ru_maxrss would also count the parent's
+    # pages this process carried between fork and exec.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_rss_mb = peak_rss_mb()
 with open(out) as f:
     duration_s = json.load(f)["duration_s"]
 print(json.dumps({"elapsed_s": elapsed, "duration_s": duration_s, "peak_rss_mb": peak_rss_mb,
