@@ -8,7 +8,7 @@ does not decode raises :class:`~sensors.errors.DecodeError`; the session counts 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import numpy as np
 
@@ -112,9 +112,11 @@ def _mount(spec: SensorSpec) -> MountSpec:
 _IMU_SCALE: Final = np.array([1.0 / ACC_LSB_PER_G, 1.0 / GYRO_LSB_PER_DPS]).reshape(2, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class _QueuedImu:
-    """A notification whose header checked out; its samples are decoded when needed."""
+class _QueuedImu(NamedTuple):
+    """A notification whose header checked out; its samples are decoded when needed.
+
+    A named tuple: one is made per notification, and a tuple is the cheapest record to make.
+    """
 
     t_s: float
     sequence: int

@@ -108,7 +108,9 @@ class RunnerSession:
 
     def feed(self, record: Record) -> list[SessionOutput]:
         """Take one record; returns the rows (and cues) of the seconds it closed."""
-        out = self.advance_to(record.t) if record.t is not None else []
+        t_s = record.t
+        # Most records close no second: skip the call (a replay feeds ~15 per second of data).
+        out = self.advance_to(t_s) if t_s is not None and t_s > self._next_row_t_s else []
         if isinstance(record, Notification):
             channel = self.channels[record.sensor]
             try:
@@ -128,8 +130,8 @@ class RunnerSession:
             self.coach.pain(record.t, record.level, record.location, record.radiating)
         elif isinstance(record, ControlEvent):
             self.coach.control(record.t, record.action, record.minutes)
-        if record.t is not None:
-            self.last_t_s = max(self.last_t_s, record.t)
+        if t_s is not None and t_s > self.last_t_s:
+            self.last_t_s = t_s
         return out
 
     def feed_all(self, records: Iterable[Record]) -> list[SessionOutput]:
