@@ -230,6 +230,15 @@ t_start = time.perf_counter()
 import contextlib, json, resource, sys
 import monitor.analyze  # imported before the clock starts, as before the CLI's lazy import
 from monitor.cli import main
+def status_mb(field):
+    # /proc/self/status belongs to this program's address space (Linux); ru_maxrss would also
+    # count the parent's pages this process carried between fork and exec.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import_rss_mb = status_mb("VmRSS")
 recording, out, warm_up, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def run(path):
     t0 = time.perf_counter()
@@ -243,19 +252,11 @@ def run(path):
 run(warm_up)
 start_up_s = time.perf_counter() - t_start
 elapsed = min(run(recording) for _ in range(repeats))
-def peak_rss_mb():
-    # VmHWM belongs to this program's address space; ru_maxrss would also count the parent's
-    # pages this process carried between fork and exec.
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-peak_rss_mb = peak_rss_mb()
+peak_rss_mb = status_mb("VmHWM")
 with open(out) as f:
     duration_s = json.load(f)["duration_s"]
 print(json.dumps({"elapsed_s": elapsed, "duration_s": duration_s, "peak_rss_mb": peak_rss_mb,
-                  "start_up_s": start_up_s}))
+                  "start_up_s": start_up_s, "import_rss_mb": import_rss_mb}))
 """
 
 
@@ -301,6 +302,13 @@ def bench_speed(workdir: Path, hours: float) -> list[Row]:
                 "analyze process start-up (imports, first call into compiled code)",
                 "seconds, once per process",
                 f"{figures['start_up_s']:.2f}",
+            )
+        )
+        rows.append(
+            (
+                "analyze process after its imports, before any data",
+                "RSS MB",
+                f"{figures['import_rss_mb']:.0f}",
             )
         )
         rows.append(_vqf_reference(path))

@@ -46,7 +46,6 @@ __all__ = [
     "Analysis",
     "AnalysisJsonWriter",
     "AnalysisResult",
-    "ExactSum",
     "MetricsSummary",
     "RowSink",
     "analyze_recording",
@@ -54,49 +53,10 @@ __all__ = [
     "open_output",
     "replay",
     "summarize_metrics",
-    "write_analysis",
 ]
 
 
 # -- the summary ---------------------------------------------------------------------------------
-
-
-class ExactSum:
-    """A running float sum that ends exactly where :func:`math.fsum` of the same values would.
-
-    Shewchuk's non-overlapping partials (the algorithm behind ``math.fsum``): their exact sum is
-    the exact sum of every value added, and there are only a handful of them, whatever the count.
-    A non-finite value (inf, NaN) makes the sum non-finite, as it does ``math.fsum``'s (inf and
-    -inf give NaN here, where ``math.fsum`` raises). Finite sums must stay within float range.
-    """
-
-    __slots__ = ("_non_finite", "_partials")
-
-    def __init__(self) -> None:
-        self._partials: list[float] = []
-        self._non_finite = 0.0
-
-    def add(self, x: float) -> None:
-        if not math.isfinite(x):
-            self._non_finite += x
-            return
-        partials = self._partials
-        i = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                partials[i] = lo
-                i += 1
-            x = hi
-        partials[i:] = [x]
-
-    def value(self) -> float:
-        if self._non_finite:
-            return self._non_finite
-        return math.fsum(self._partials)
 
 
 #: Values a metric's summary holds before folding them into its running figures: folding is
@@ -109,7 +69,7 @@ class _MetricStats:
 
     def __init__(self) -> None:
         self.count = 0
-        self.total = ExactSum()
+        self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
         self.pending: list[float] = []
@@ -130,13 +90,13 @@ class _MetricStats:
         self.count += len(pending)
         # Exactly math.fsum of all values while they fit one batch; beyond, within half an ulp
         # per batch of it: the printed mean (1-3 decimals) is the same.
-        self.total.add(math.fsum(pending))
+        self.total = math.fsum((self.total, *pending))
         pending.clear()
 
 
 class MetricsSummary:
     """Per metric, over the rows seen so far: mean, min, max and the share of seconds with a
-    value. Bounded memory: a count, an exact sum, the min, the max and a batch of values.
+    value. Bounded memory: a count, a sum, the min, the max and a batch of values.
     """
 
     __slots__ = ("_pending", "_stats", "rows")
@@ -165,7 +125,7 @@ class MetricsSummary:
             if stats.count:
                 digits = METRIC_DECIMALS[name]
                 summary[name] = {
-                    "mean": round(stats.total.value() / stats.count, digits),
+                    "mean": round(stats.total / stats.count, digits),
                     "min": round(stats.min, digits),
                     "max": round(stats.max, digits),
                     "coverage": round(stats.count / self.rows, 4),
@@ -438,13 +398,3 @@ def analyze_to_json(
         return result
     with open_output(out) as stream:
         return analyze_to_json(source, stream, rules=rules, history=history)
-
-
-def write_analysis(analysis: Analysis, out: str | Path) -> None:
-    """Write an in-memory analysis as :func:`analyze_to_json` would have streamed it."""
-    with open_output(out) as stream:
-        writer = AnalysisJsonWriter(stream)
-        writer.start(analysis.runner)
-        for row in analysis.rows:
-            writer.row(row)
-        writer.finish(analysis.result())

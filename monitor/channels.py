@@ -185,27 +185,25 @@ class ImuChannel(Channel):
         if not queue or self.trunk is None or self.timer is None:
             return
         first = queue[0]
+        acc: FloatArray
+        gyro: FloatArray | None
         if all(q.block is None and q.n == first.n and q.flags == first.flags for q in queue):
-            # The usual second: same-shaped blocks, decoded and timed in one pass each.
+            # The usual second: same-shaped blocks, decoded in one pass.
             acc, gyro = _decode_imu_batch([q.payload for q in queue], first.n, first.flags)
-            timed = self.timer.push_many(
-                [q.t_s for q in queue], [q.sequence for q in queue], first.n
-            )
-            if timed.kept is not None:
-                acc = acc[timed.kept]
-                gyro = None if gyro is None else gyro[timed.kept]
-            self.trunk.update(timed.t_s, acc, gyro)
-            return
-        for q in queue:
-            block = decode_imu_block(q.payload) if q.block is None else q.block
-            timed_block = self.timer.push(q.t_s, q.sequence, q.n)
-            if timed_block is None:
-                continue
-            start = timed_block.start
-            gyro_k = block.gyro_dps
-            self.trunk.update(
-                timed_block.t_s, block.acc_g[start:], None if gyro_k is None else gyro_k[start:]
-            )
+        else:
+            blocks = [decode_imu_block(q.payload) if q.block is None else q.block for q in queue]
+            acc = np.concatenate([b.acc_g for b in blocks])
+            gyros = [b.gyro_dps for b in blocks if b.gyro_dps is not None]
+            # A second with a block that lacks the gyro is processed without (as the estimator
+            # would anyway).
+            gyro = np.concatenate(gyros) if len(gyros) == len(blocks) else None
+        timed = self.timer.push_many(
+            [q.t_s for q in queue], [q.sequence for q in queue], [q.n for q in queue]
+        )
+        if timed.kept is not None:
+            acc = acc[timed.kept]
+            gyro = None if gyro is None else gyro[timed.kept]
+        self.trunk.update(timed.t_s, acc, gyro)
 
     def reconnected(self) -> None:
         if self.timer is not None:
@@ -322,32 +320,11 @@ class BreathChannel(Channel):
         size = self._HEADER.size
         # Every queued payload decodes: its stretch values (u16) follow the header.
         stretch = np.frombuffer(b"".join([q[3][size:] for q in queue]), dtype="<u2")
-        n = queue[0][2]
-        if all(q[2] == n for q in queue):  # the usual case: same-sized blocks, timed at once
-            batch = self.timer.push_many([q[0] for q in queue], [q[1] for q in queue], n)
-            if batch.t_s.size:
-                x = stretch if batch.kept is None else stretch[batch.kept]
-                self.breathing.update(batch.t_s, x.astype(np.float64))
-            return
-        times: list[FloatArray] = []
-        keep: list[slice] = []
-        whole = True  # every sample is new
-        start = 0
-        for t_s, sequence, n, _ in queue:
-            timed = self.timer.push(t_s, sequence, n)
-            if timed is None:
-                whole = False
-            else:
-                times.append(timed.t_s)
-                keep.append(slice(start + timed.start, start + n))
-                whole = whole and timed.start == 0
-            start += n
-        if not times:
-            return
-        x = stretch if whole else np.concatenate([stretch[k] for k in keep])
-        self.breathing.update(
-            times[0] if len(times) == 1 else np.concatenate(times), x.astype(np.float64)
+        timed = self.timer.push_many(
+            [q[0] for q in queue], [q[1] for q in queue], [q[2] for q in queue]
         )
+        x = stretch if timed.kept is None else stretch[timed.kept]
+        self.breathing.update(timed.t_s, x.astype(np.float64))
 
     def reconnected(self) -> None:
         if self.timer is not None:

@@ -107,8 +107,8 @@ class TimedBlock:
 class TimedBatch:
     """Host times of the samples :meth:`SequenceTimer.push_many` kept, in order.
 
-    ``kept``: their indices among the pushed blocks' samples laid end to end (block ``i``'s
-    sample ``j`` is ``i * n + j``); None when every sample was kept.
+    ``kept``: their indices among the pushed blocks' samples laid end to end; None when every
+    sample was kept.
     """
 
     t_s: NDArray[np.float64]
@@ -373,15 +373,13 @@ def _follow_on(
     wrap_half_per_rate_s: float,
     max_slew: float,
     t_out: NDArray[np.float64],
-    placements: NDArray[np.float64],
 ) -> tuple[int, int]:
     """:meth:`_HostClock.observe` then :meth:`_HostClock.place` for blocks of ``n`` samples
     that follow each other without a gap, the first starting at sample ``k_first``, from block
     ``start`` on (its observation already done when ``observed``): the same arithmetic in the
     same order as the Python path, so the same bits. ``state`` is
-    :meth:`_HostClock.follow_on_state`; the samples' host times go to ``t_out`` and each block's
-    placement to a row of ``placements``. Returns (the first block not finished, why:
-    ``_STOP_*``); the first is ``len(host_t_s)`` when all are.
+    :meth:`_HostClock.follow_on_state`; the samples' host times go to ``t_out``. Returns (the
+    first block not finished, why: ``_STOP_*``); the first is ``len(host_t_s)`` when all are.
     """
     a, b, best_x, best_host = state[0], state[1], state[2], state[3]
     win_start, x_last, t_last = state[4], state[5], state[6]
@@ -409,7 +407,6 @@ def _follow_on(
         hi = t_last + span * b * (1.0 + max_slew)
         t_end = min(max(target_end, lo), hi)
         p, r, q = x_last, (t_end - t_last) / span, t_last
-        placements[i, 0], placements[i, 1], placements[i, 2], placements[i, 3] = p, r, q, 0.0
         for j in range(n):
             t_out[i * n + j] = (float(k0 + j) * period_s - p) * r + q
         t_last = ((xe - p) * r + q) + 0.0
@@ -488,42 +485,24 @@ class _Timer:
 
         ``x``: the sensor times it keeps, in a fresh array that becomes the block's ``t_s``.
         """
-        placement, gap = self._account(
-            host_t_s, float(x[0]), float(x[-1]), len(x), min_step_s, start, lost, restart
-        )
-        return TimedBlock(apply_placement(x, placement), start, gap, anchored)
-
-    def _account(
-        self,
-        host_t_s: float,
-        x_first: float,
-        x_end: float,
-        n: int,
-        min_step_s: float,
-        start: int,
-        lost: int,
-        restart: bool,
-    ) -> tuple[Placement, Gap | None]:
-        """Observe, place and account one accepted block of ``n`` samples."""
         clock = self._clock
         t_before = clock.t_out
+        x_first, x_end = float(x[0]), float(x[-1])
         clock.observe(host_t_s, x_end)
         placement = clock.place(x_first, x_end, min_step_s)
+        t = apply_placement(x, placement)
         gap = None
         if t_before is not None and (lost or restart):
-            p, r, q, shift = placement
-            gap = Gap(
-                host_t_s, t_before, ((x_first - p) * r + q) + shift, None if restart else lost
-            )
+            gap = Gap(host_t_s, t_before, float(t[0]), None if restart else lost)
             self._gap_count += 1
             self._gaps.append(gap)
         self._blocks += 1
-        self._samples += n
+        self._samples += len(t)
         self._lost += lost
         self._trimmed += start
         self._restarts += restart
         self._started = True
-        return placement, gap
+        return TimedBlock(t, start, gap, anchored)
 
 
 def _check_block(host_t_s: float, n_samples: SupportsIndex) -> int:
@@ -594,86 +573,51 @@ class SequenceTimer(_Timer):
         self,
         host_t_s: Sequence[float],
         first_sequences: Sequence[int],
-        n_samples: SupportsIndex,
+        n_samples: Sequence[int],
     ) -> TimedBatch:
-        """Blocks of ``n_samples`` each, in arrival order: exactly what :meth:`push` returns for
-        each in turn, as one array of times (one numpy pass instead of a few per block)."""
-        period = self._period_s
-        n = operator.index(n_samples)
-        # Per accepted block: its first sample index, its trim and its placement (p, r, q, s).
-        rows: list[tuple[float, ...]] = []
-        taken: list[tuple[int, int]] = []  # (block, trim)
-        done, t_following, placements = self._push_following(host_t_s, first_sequences, n)
+        """Blocks in arrival order (a channel's second of notifications): exactly what
+        :meth:`push` returns for each in turn, as one array of times. Blocks of one size that
+        follow each other without a gap (the usual second) take one compiled pass."""
+        done, t_following = self._push_following(host_t_s, first_sequences, n_samples)
         if done == len(host_t_s):
             t_following.setflags(write=False)
             return TimedBatch(t_following, None)
-        k_first = self._next_k - done * n
-        rows.extend(
-            (k_first + b * n, *placement) for b, placement in enumerate(placements.tolist())
-        )
-        taken.extend((b, 0) for b in range(done))
+        times, kept = [t_following], [np.arange(t_following.size)]
+        offset = t_following.size
         for block in range(done, len(host_t_s)):
-            host = host_t_s[block]
-            accepted = self._accept(host, first_sequences[block], _check_block(host, n))
-            if accepted is None:
-                continue
-            k0, k_end, trim, lost, _anchored, restart = accepted
-            placement, _ = self._account(
-                host, k0 * period, k_end * period, k_end - k0 + 1, period, trim, lost, restart
-            )
-            rows.append((k0, *placement))
-            taken.append((block, trim))
-        if not rows:
-            return TimedBatch(np.empty(0), np.empty(0, dtype=np.intp))
-        plan = np.array(rows)
-        if len(taken) == len(host_t_s) and not any(trim for _, trim in taken):
-            # The usual second: every block whole, so the times are a (blocks, n) grid.
-            k = plan[:, :1] + np.arange(n, dtype=np.float64)
-            lengths = None
-        else:
-            lengths = n - np.array([trim for _, trim in taken])
-            starts = np.cumsum(lengths) - lengths
-            k = np.arange(int(lengths.sum()), dtype=np.float64) + np.repeat(
-                plan[:, 0] - starts, lengths
-            )
-            plan = np.repeat(plan, lengths, axis=0)
-        p, r, q, shift = (
-            plan[:, c : c + 1] if lengths is None else plan[:, c] for c in (1, 2, 3, 4)
-        )
-        t = (k * period - p) * r + q
-        if shift.any():
-            t += shift
-        t = t.ravel()
+            n = operator.index(n_samples[block])
+            timed = self.push(host_t_s[block], first_sequences[block], n)
+            if timed is not None:
+                times.append(timed.t_s)
+                kept.append(np.arange(offset + timed.start, offset + n))
+            offset += n
+        t = np.concatenate(times)
         t.setflags(write=False)
-        if lengths is None:
-            return TimedBatch(t, None)
-        kept = np.concatenate([np.arange(b * n + trim, (b + 1) * n) for b, trim in taken])
-        return TimedBatch(t, kept)
+        kept_all = np.concatenate(kept)
+        return TimedBatch(t, None if kept_all.size == offset else kept_all)
 
     def _push_following(
-        self, host_t_s: Sequence[float], first_sequences: Sequence[int], n: int
-    ) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
-        """The usual second in one compiled pass: blocks that continue the stream's numbering
-        without a gap, accepted and placed exactly as :meth:`push` would, one after the other.
-        Returns how many leading blocks it took (0 when it is not that case; the rest are
-        :meth:`push_many`'s to take one by one), their samples' times (``n`` per block) and
-        their placements (a row per block)."""
-        clock = self._clock
-        count = len(host_t_s)
-        nothing = (0, np.empty(0), np.empty((0, 4)))
-        modulus = self._modulus
-        seq = self._next_seq
-        if seq is None or n <= 0:
+        self, host_t_s: Sequence[float], first_sequences: Sequence[int], n_samples: Sequence[int]
+    ) -> tuple[int, NDArray[np.float64]]:
+        """The leading blocks that continue the stream's numbering without a gap, all of one
+        size, accepted and placed exactly as :meth:`push` would, in one compiled pass. Returns
+        how many it took (0 when the batch does not start that way) and their samples' times."""
+        nothing = (0, np.empty(0))
+        seq, count = self._next_seq, len(host_t_s)
+        if seq is None or count == 0:
             return nothing
-        for following in first_sequences:
-            if following != seq:
+        n = n_samples[0]
+        modulus = self._modulus
+        for following, size in zip(first_sequences, n_samples, strict=True):
+            if following != seq or size != n:
                 return nothing
             seq = (seq + n) % modulus
+        clock = self._clock
         state = clock.follow_on_state()
-        if state is None or not all(map(math.isfinite, host_t_s)):
-            return nothing  # push() says which time is wrong
+        if n <= 0 or state is None or not all(map(math.isfinite, host_t_s)):
+            return nothing  # push() says what is wrong
         hosts = np.array(host_t_s, dtype=np.float64)
-        t_out, placements = np.empty(count * n), np.empty((count, 4))
+        t_out = np.empty(count * n)
         period = self._period_s
         done, observed = 0, False
         while True:
@@ -689,7 +633,6 @@ class SequenceTimer(_Timer):
                 modulus * period / 2,
                 clock.max_slew,
                 t_out,
-                placements,
             )
             clock.set_follow_on_state(state)
             if done == count or why == _STOP_LATE:
@@ -700,14 +643,14 @@ class SequenceTimer(_Timer):
             assert state is not None
             observed = True
         if done:
-            # The sequence bookkeeping of the blocks taken, as _accept and _account keep it.
+            # The sequence bookkeeping of the blocks taken, as _accept and _emit keep it.
             self._next_k += done * n
             self._next_seq = (first_sequences[done - 1] + n) % modulus
             self._recent.extend((first_sequences[b], n) for b in range(done))
             self._blocks += done
             self._samples += done * n
             self._started = True
-        return done, t_out[: done * n], placements[:done]
+        return done, t_out[: done * n]
 
     def _accept(
         self, host_t_s: float, first_sequence: SupportsIndex, n: int

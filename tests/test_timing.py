@@ -486,7 +486,8 @@ class Delivery:
 def abused_streams(draw: st.DrawFn) -> tuple[Stream, list[Delivery], int]:
     """Deliveries of 1-3 sessions, lossy, duplicated, reordered and jittered, in arrival order.
 
-    Returns (stream, deliveries, blocks per session); block sizes vary by block.
+    Returns (stream, deliveries, blocks per session); block sizes vary by block, or (as real
+    sensors send them) are all ``n``.
     """
     rate = draw(st.sampled_from([25.0, 52.0, 100.0, 200.0]))
     s = Stream(
@@ -503,10 +504,11 @@ def abused_streams(draw: st.DrawFn) -> tuple[Stream, list[Delivery], int]:
     jitter_s = draw(st.floats(0, 0.1))
     blocks = draw(st.integers(1, 120))
     sessions = draw(st.integers(1, 3))
+    same_size = draw(st.booleans())
     deliveries = []
     t0 = 0.0
     for session in range(sessions):
-        sizes = rng.integers(1, s.n + 1, size=blocks)
+        sizes = np.full(blocks, s.n) if same_size else rng.integers(1, s.n + 1, size=blocks)
         firsts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         for first, n in zip(firsts.tolist(), sizes.tolist(), strict=True):
             if rng.random() < p_loss:
@@ -611,26 +613,24 @@ def test_push_many_is_push_in_turn(
     the same samples and the same stats as pushing the blocks one by one."""
     s, deliveries, _ = case
     one, many = SequenceTimer(s.rate_hz), SequenceTimer(s.rate_hz)
-    groups: list[list[Delivery]] = []
-    for d in deliveries:
-        if groups and len(groups[-1]) < batch and groups[-1][0].n == d.n:
-            groups[-1].append(d)
-        else:
-            groups.append([d])
+    groups = [deliveries[i : i + batch] for i in range(0, len(deliveries), batch)]
     for group in groups:
-        n = group[0].n
         expected_t, expected_kept = [], []
-        for i, d in enumerate(group):
-            block = one.push(d.host_t_s, (seq0 + d.first_id) % 65536, n)
+        offset = 0
+        for d in group:
+            block = one.push(d.host_t_s, (seq0 + d.first_id) % 65536, d.n)
             if block is not None:
                 expected_t.append(block.t_s)
-                expected_kept.append(np.arange(i * n + block.start, (i + 1) * n))
+                expected_kept.append(np.arange(offset + block.start, offset + d.n))
+            offset += d.n
         result = many.push_many(
-            [d.host_t_s for d in group], [(seq0 + d.first_id) % 65536 for d in group], n
+            [d.host_t_s for d in group],
+            [(seq0 + d.first_id) % 65536 for d in group],
+            [d.n for d in group],
         )
         want_t = np.concatenate(expected_t) if expected_t else np.empty(0)
         np.testing.assert_array_equal(result.t_s, want_t)
-        kept = np.arange(len(group) * n) if result.kept is None else result.kept
+        kept = np.arange(offset) if result.kept is None else result.kept
         want_kept = np.concatenate(expected_kept) if expected_kept else np.empty(0, dtype=np.intp)
         np.testing.assert_array_equal(kept, want_kept)
     assert many.stats == one.stats
@@ -658,7 +658,7 @@ def test_push_many_after_a_silence_is_push_in_turn(silence_s: float, counting: b
     one, many = SequenceTimer(rate), SequenceTimer(rate)
     expected = [b.t_s for h, s in deliveries if (b := one.push(h, s, n)) is not None]
     got = [
-        many.push_many([h for h, _ in batch], [s for _, s in batch], n).t_s
+        many.push_many([h for h, _ in batch], [s for _, s in batch], [n] * len(batch)).t_s
         for batch in (deliveries[i : i + 10] for i in range(0, len(deliveries), 10))
     ]
     np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))

@@ -203,27 +203,11 @@ def _phase_delay_table(sample_rate_hz: float) -> FloatArray:
 
 
 @jit
-def _says_running(
-    step_power: float,
-    noise_power: float,
-    breath_power: float,
-    noise_per_step_bandwidth: float,
-    was_running: bool,
-) -> bool:
-    over_noise = STEP_OVER_NOISE_OFF if was_running else STEP_OVER_NOISE_ON
-    over_breath = STEP_OVER_BREATH_OFF if was_running else STEP_OVER_BREATH_ON
-    return (
-        step_power * noise_per_step_bandwidth > over_noise * noise_power
-        and step_power > over_breath * breath_power
-    )
-
-
 def band_says_running(
     step_power: float,
     noise_power: float,
     breath_power: float,
     noise_per_step_bandwidth: float,
-    *,
     was_running: bool,
 ) -> bool:
     """Whether the band bounces with steps: the step band's power density stands out of the
@@ -232,8 +216,11 @@ def band_says_running(
     ``noise_per_step_bandwidth`` converts powers to densities (noise band width ÷ step band
     width). Thresholds have hysteresis: ``was_running`` picks the lower pair.
     """
-    return bool(
-        _says_running(step_power, noise_power, breath_power, noise_per_step_bandwidth, was_running)
+    over_noise = STEP_OVER_NOISE_OFF if was_running else STEP_OVER_NOISE_ON
+    over_breath = STEP_OVER_BREATH_OFF if was_running else STEP_OVER_BREATH_ON
+    return (
+        step_power * noise_per_step_bandwidth > over_noise * noise_power
+        and step_power > over_breath * breath_power
     )
 
 
@@ -388,7 +375,7 @@ def _frame_end(st: FloatArray, book: FloatArray, c: FloatArray, t_s: float, firs
     if t_s - book[_HINT_T] <= STALE_AFTER_S:  # the session's cadence, while fresh (NaN: none)
         running = book[_HINT_CAD] >= RUNNING_FROM_SPM
     elif c[_C_N_STEP] > 0:
-        running = _says_running(
+        running = band_says_running(
             st[_P_STEP], st[_P_NOISE], st[_P_BREATH], c[_C_STEP_SCALE], book[_BAND_RUNNING] != 0.0
         )
         book[_BAND_RUNNING] = 1.0 if running else 0.0

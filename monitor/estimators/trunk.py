@@ -108,6 +108,7 @@ class _Samples:
         self._t = np.empty(capacity)
         self._data = np.empty((capacity, N_COLUMNS))
         self.size = 0
+        self._reserved = 0  # rows handed out by reserve(), not yet committed
         self.gaps: deque[tuple[float, float]] = deque()
 
     @property
@@ -135,12 +136,12 @@ class _Samples:
             self._t, self._data = t, data
         self._t[size : size + n] = t_s
         self.size = size
-        self._pending = n
+        self._reserved = n
         return self._data[size : size + n]
 
     def commit(self, period_s: float) -> None:
         """Integrate the reserved rows and note where samples are missing."""
-        start, stop = self.size, self.size + self._pending
+        start, stop = self.size, self.size + self._reserved
         self.size = stop
         longest = integrate(self._t, self._data, start, stop)
         if longest > 1.5 * period_s:

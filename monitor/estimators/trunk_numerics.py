@@ -127,8 +127,7 @@ def _double_integral_ptp(t_s: FloatArray, data: FloatArray, i0: int, i1: int, ax
     span = t_s[i1] - t_s[i0]
     mean_acc = (data[i1, v] - data[i0, v]) / span
     v0, x0 = data[i0, v], data[i0, x]
-    d_end = t_s[i1] - t_s[i0]
-    end = data[i1, x] - x0 - (v0 + 0.5 * mean_acc * d_end) * d_end
+    end = data[i1, x] - x0 - (v0 + 0.5 * mean_acc * span) * span
     lo, hi = math.inf, -math.inf
     for i in range(i0, i1 + 1):
         d = t_s[i] - t_s[i0]
